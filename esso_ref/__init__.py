@@ -1,0 +1,53 @@
+"""esso_ref: exact stochastic second-order optimisation for multilayer perceptrons.
+
+The per-sample Hessian of an MLP, its exact spectrum and the exact damped Newton direction,
+written explicitly against the Python array API (NumPy on the CPU, CuPy on the GPU) and
+verified against independent oracles. See docs/math.md for every equation.
+"""
+
+from .activations import ACTIVATIONS, Activation
+from .backend import to_host, to_namespace
+from .curvature import (
+    CURVATURES,
+    METHODS,
+    SPECTRAL,
+    HessianFactor,
+    LinAlgError,
+    NotDescentWarning,
+    SingularCurvatureError,
+    Spectrum,
+    eigenvalues,
+    hessian,
+    hessian_factor,
+    hvp,
+    newton_direction,
+)
+from .losses import LOSSES, Loss
+from .mlp import MLP, flatten
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "CURVATURES",
+    "LOSSES",
+    "METHODS",
+    "MLP",
+    "SPECTRAL",
+    "Activation",
+    "HessianFactor",
+    "LinAlgError",
+    "Loss",
+    "NotDescentWarning",
+    "SingularCurvatureError",
+    "Spectrum",
+    "__version__",
+    "eigenvalues",
+    "flatten",
+    "hessian",
+    "hessian_factor",
+    "hvp",
+    "newton_direction",
+    "to_host",
+    "to_namespace",
+]

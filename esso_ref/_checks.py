@@ -1,0 +1,179 @@
+"""Input validation at the public boundary: every message says what was expected and what came.
+
+Only this module (and backend) inspect arrays on the host, and only to report a bad entry.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .backend import device_of, namespace, to_host
+
+__all__ = [
+    "check_batch",
+    "check_choice",
+    "check_finite",
+    "check_positive",
+    "check_real_float",
+    "check_sizes",
+    "check_vector",
+]
+
+REAL_FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_choice(name: str, value: Any, choices) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ValueError(f"expected {name} in {sorted(choices)}, got {value!r}")
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0 (>= 0 with allow_zero)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"expected {name} to be a real number, got {type(value).__name__}")
+    value = float(value)
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"expected {name} to be finite and {bound}, got {value!r}")
+    return value
+
+
+def check_sizes(sizes: Any) -> tuple[int, ...]:
+    """Return the layer widths (n_0, ..., n_L) as a tuple of positive ints."""
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise TypeError(f"expected sizes to be a sequence of ints, got {sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(
+            f"expected sizes with at least 2 entries (input and output width), got {list(sizes)}"
+        )
+    for i, n in enumerate(sizes):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"expected integer widths, got {n!r} at sizes[{i}]")
+        if n <= 0:
+            raise ValueError(f"expected positive widths, got {n} at sizes[{i}]")
+    return tuple(int(n) for n in sizes)
+
+
+def dtype_name(x: Any) -> str:
+    """Readable dtype name of an array (``float64``, ``int32`` ...)."""
+    return str(x.dtype).removeprefix("array_api_strict.").rsplit(".", 1)[-1]
+
+
+def check_real_float(name: str, x: Any) -> None:
+    """Raise TypeError unless ``x`` is a float32/float64 array."""
+    xp = namespace(x, names=(name,))
+    if not xp.isdtype(x.dtype, "real floating") or dtype_name(x) not in REAL_FLOAT_DTYPES:
+        raise TypeError(f"expected {name} of dtype float32 or float64, got {dtype_name(x)}")
+
+
+def check_finite(name: str, x: Any) -> None:
+    """Raise ValueError naming the first non-finite entry of ``x``."""
+    xp = namespace(x, names=(name,))
+    if bool(xp.all(xp.isfinite(x))):
+        return
+    host = to_host(x)
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
+    where = index[0] if len(index) == 1 else index
+    raise ValueError(
+        f"expected finite values in {name}, got {host[index]} at index {where}"
+    )
+
+
+def check_vector(name: str, v: Any, size: int, like: Any) -> Any:
+    """Validate a parameter-space vector: shape (size,), dtype and namespace of ``like``."""
+    namespace(like, v, names=("theta", name))
+    check_real_float(name, v)
+    if tuple(v.shape) != (size,):
+        raise ValueError(f"expected {name} of shape ({size},), got {tuple(v.shape)}")
+    if v.dtype != like.dtype:
+        raise TypeError(f"expected {name} of dtype {dtype_name(like)} (theta's), got {dtype_name(v)}")
+    check_finite(name, v)
+    return v
+
+
+def _as_array(name: str, value: Any, xp, like) -> Any:
+    """Return ``value`` as an array; lists and scalars go to the namespace and device of theta."""
+    from array_api_compat import is_array_api_obj
+
+    if is_array_api_obj(value):
+        return value
+    try:
+        return xp.asarray(np.asarray(value), device=device_of(like))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"expected {name} to be an array, got {type(value).__name__}") from err
+
+
+def check_batch(sizes, integer_targets: bool, theta, X, y):
+    """Validate (X, y) against a network and theta; return them as X (B, n_0) and y.
+
+    A single sample X of shape (n_0,) is a batch of one (B = 1). ``y`` is (B,) integer class
+    labels for cross-entropy and (B, n_L) targets (or (n_L,) for one sample) for mse.
+    """
+    xp = namespace(theta, names=("theta",))
+    X = _as_array("X", X, xp, theta)
+    y = _as_array("y", y, xp, theta)
+    namespace(theta, X, y, names=("theta", "X", "y"))
+    n0, nL = sizes[0], sizes[-1]
+    check_real_float("X", X)
+    if X.dtype != theta.dtype:
+        raise TypeError(
+            f"expected X of dtype {dtype_name(theta)} (theta's), got {dtype_name(X)}; "
+            "cast one of them (xp.astype)"
+        )
+    single = X.ndim == 1
+    if single:
+        X = xp.reshape(X, (1, -1))
+    if X.ndim != 2 or X.shape[1] != n0:
+        raise ValueError(f"expected X of shape (B, {n0}) or ({n0},), got {tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError("expected at least one sample, got X with 0 rows")
+    check_finite("X", X)
+    B = X.shape[0]
+    if integer_targets:
+        y = _check_labels(y, B, nL, single, xp)
+    else:
+        y = _check_targets(y, B, nL, single, theta, xp)
+    return X, y
+
+
+def _check_labels(y, B: int, nL: int, single: bool, xp):
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(
+            f"expected integer class labels y for cross_entropy, got dtype {dtype_name(y)}"
+        )
+    if single and y.ndim == 0:
+        y = xp.reshape(y, (1,))
+    if tuple(y.shape) != (B,):
+        raise ValueError(f"expected labels y of shape ({B},), got {tuple(y.shape)}")
+    bad = (y < 0) | (y >= nL)
+    if bool(xp.any(bad)):
+        host = to_host(y)
+        i = int(np.argwhere((host < 0) | (host >= nL))[0, 0])
+        raise ValueError(
+            f"expected labels in [0, {nL - 1}] (n_L = {nL} classes), got {int(host[i])} at index {i}"
+        )
+    return y
+
+
+def _check_targets(y, B: int, nL: int, single: bool, theta, xp):
+    check_real_float("y", y)
+    if y.dtype != theta.dtype:
+        raise TypeError(f"expected y of dtype {dtype_name(theta)} (theta's), got {dtype_name(y)}")
+    if single and y.ndim == 1:
+        y = xp.reshape(y, (1, -1))
+    if tuple(y.shape) != (B, nL):
+        raise ValueError(
+            f"expected targets y of shape ({B}, {nL}) for mse, got {tuple(y.shape)}"
+            + ("; for one output column use y[:, None]" if y.ndim == 1 else "")
+        )
+    check_finite("y", y)
+    return y

@@ -1,0 +1,25 @@
+"""Exact per-sample curvature of an MLP: HVPs, dense Hessian, H = A^T C A, spectra, Newton."""
+
+from .api import METHODS, eigenvalues, newton_direction
+from .dense import hessian
+from .factor import CURVATURES, HessianFactor, hessian_factor
+from .hvp import hvp
+from .linalg import LinAlgError
+from .lowrank import NotDescentWarning, SingularCurvatureError
+from .spectral import SPECTRAL, Spectrum
+
+__all__ = [
+    "CURVATURES",
+    "METHODS",
+    "SPECTRAL",
+    "HessianFactor",
+    "LinAlgError",
+    "NotDescentWarning",
+    "SingularCurvatureError",
+    "Spectrum",
+    "eigenvalues",
+    "hessian",
+    "hessian_factor",
+    "hvp",
+    "newton_direction",
+]

@@ -1,0 +1,125 @@
+r"""Public curvature entry points: exact spectra and damped Newton directions (docs/math.md).
+
+``method`` picks the route: ``"structured"`` (H = A^T C A, eqs. (24)-(27)), ``"dense"`` (P x P
+from HVP columns, eq. (13)) or ``"layerwise"`` (block-diagonal Kronecker form, eqs. (34)-(37)).
+``curvature`` picks the matrix: the Hessian, or the Gauss-Newton matrix J^T Lam J (eq. (33)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import array_api_compat
+
+from .._checks import check_choice
+from . import linalg
+from .dense import dense_state
+from .factor import CURVATURES, HessianFactor
+from .layerwise import backprop_M, layer_lowrank, layer_spectra
+from .spectral import Spectrum, adjust, check_damping, check_spectral
+from .state import State, prepare
+
+__all__ = ["METHODS", "eigenvalues", "newton_direction"]
+
+METHODS = ("structured", "dense", "layerwise")
+
+
+def _dense_matrix(state: State, curvature: str):
+    """Dense Hessian, or dense GGN = A^T C A of the Gauss-Newton factor (materialised)."""
+    if curvature == "hessian":
+        return dense_state(state)
+    return HessianFactor(state, "ggn").to_dense()
+
+
+def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "hessian"):
+    """Exact eigenvalues of the batch-mean Hessian (or Gauss-Newton matrix).
+
+    Implements eqs. (24)-(25) (structured), (13) (dense) and (36) (layerwise).
+
+    Args:
+        net: the :class:`esso_ref.MLP`.
+        theta: parameters, shape (P,).
+        X: inputs, (B, n_0) or (n_0,).
+        y: labels (cross_entropy) or targets (mse).
+        method: ``"structured"``, ``"dense"`` or ``"layerwise"``.
+        curvature: ``"hessian"`` or ``"ggn"``.
+
+    Returns:
+        structured / dense: a :class:`Spectrum` (``values`` ascending, ``num_zeros`` exact
+        zeros not listed; dense lists all P values and has ``num_zeros = 0``);
+        layerwise: a list with one :class:`Spectrum` per layer block.
+
+    Raises:
+        ValueError, TypeError: for bad inputs or unknown method / curvature names.
+    """
+    check_choice("method", method, METHODS)
+    check_choice("curvature", curvature, CURVATURES)
+    state = prepare(net, theta, X, y)
+    if method == "structured":
+        return HessianFactor(state, curvature).eigh()
+    if method == "dense":
+        return Spectrum(linalg.eigvalsh(_dense_matrix(state, curvature)), 0)
+    return layer_spectra(state, ggn=curvature == "ggn")
+
+
+def _dense_newton(H, g, lam: float, spectral):
+    """d = -(f(H) + lam I)^{-1} g on a dense matrix (reference route)."""
+    xp = array_api_compat.array_namespace(H)
+    eye = xp.eye(H.shape[0], dtype=H.dtype, device=array_api_compat.device(H))
+    if spectral == "none":
+        return -linalg.solve(H + lam * eye, g)
+    mu, V = linalg.eigh(H)
+    return -(V @ ((xp.matrix_transpose(V) @ g) / (adjust(spectral, mu) + lam)))
+
+
+def _layerwise_newton(state: State, lam: float, spectral, ggn: bool):
+    """Concatenated block Newton directions, eq. (37)."""
+    M = backprop_M(state, ggn)
+    parts = [layer_lowrank(state, l, M[l]).newton(lam, spectral) for l in range(1, state.L + 1)]
+    return state.xp.concat(parts)
+
+
+def newton_direction(net, theta, X, y, damping: float = 1e-3,
+                     spectral: str | Callable = "none", method: str = "structured",
+                     curvature: str = "hessian"):
+    """Exact damped Newton direction d = -(f(H) + damping I)^{-1} g.
+
+    Implements eq. (26) (push-through, spectral ``"none"``), eq. (27) (spectral adjustment),
+    eq. (37) (layer blocks) and eq. (33) (Gauss-Newton).
+
+    Args:
+        net: the :class:`esso_ref.MLP`.
+        theta: parameters, shape (P,).
+        X: inputs, (B, n_0) or (n_0,).
+        y: labels (cross_entropy) or targets (mse).
+        damping: lam > 0.
+        spectral: ``"none"`` (f(mu) = mu), ``"abs"`` (|mu|), ``"clip"`` (max(mu, 0)) or a
+            callable returning finite values >= 0.
+        method: ``"structured"``, ``"dense"`` or ``"layerwise"``.
+        curvature: ``"hessian"`` or ``"ggn"``.
+
+    Returns:
+        d, shape (P,).
+
+    Raises:
+        ValueError: damping <= 0 or non-finite; unknown names; a callable spectral returning
+            negative or non-finite values; :class:`SingularCurvatureError` when spectral is
+            ``"none"`` and H + damping I is singular.
+
+    Warns:
+        NotDescentWarning: spectral ``"none"`` and d is not a descent direction; the message
+            names the smallest eigenvalue of H.
+    """
+    lam = check_damping(damping)
+    spectral = check_spectral(spectral)
+    check_choice("method", method, METHODS)
+    check_choice("curvature", curvature, CURVATURES)
+    state = prepare(net, theta, X, y)
+    if method == "structured":
+        return HessianFactor(state, curvature).newton(lam, spectral)
+    if method == "layerwise":
+        return _layerwise_newton(state, lam, spectral, curvature == "ggn")
+    factor = HessianFactor(state, curvature)
+    H, g = _dense_matrix(state, curvature), factor.gradient()
+    return _dense_newton(H, g, lam, spectral)
+

@@ -1,0 +1,43 @@
+r"""Dense reference route: H from P Hessian-vector products (docs/math.md §4, eq. (13)).
+
+Column j of H is H e_j (eq. (12)); the P x P result is symmetrised, H = (H_raw + H_raw^T) / 2,
+and the asymmetry |H_raw - H_raw^T|_F / |H_raw|_F is an independent round-off check.
+For small networks only: O(P^2) memory and O(P) passes.
+"""
+
+from __future__ import annotations
+
+from .hvp import hvp_state
+from .state import State, prepare
+
+__all__ = ["dense_state", "hessian"]
+
+_CHUNK = 256
+
+
+def dense_state(state: State, symmetric: bool = True):
+    """Dense batch-mean Hessian (P x P) of a prepared state, from HVP columns in chunks."""
+    xp, P = state.xp, state.net.num_params
+    eye = state.eye(P)
+    cols = [hvp_state(state, eye[j:j + _CHUNK, :]) for j in range(0, P, _CHUNK)]
+    H = xp.matrix_transpose(xp.concat(cols, axis=0))
+    return 0.5 * (H + xp.matrix_transpose(H)) if symmetric else H
+
+
+def hessian(net, theta, X, y, symmetric: bool = True):
+    """Dense Hessian of the batch-mean loss from P Hessian-vector products, eq. (13).
+
+    Args:
+        net: the :class:`esso_ref.MLP`.
+        theta: parameters, shape (P,).
+        X: inputs, (B, n_0) or (n_0,).
+        y: labels (cross_entropy) or targets (mse).
+        symmetric: return (H + H^T) / 2 (default); False returns the raw HVP columns.
+
+    Returns:
+        H, shape (P, P).
+
+    Raises:
+        ValueError, TypeError: for inputs of the wrong shape, dtype, namespace or values.
+    """
+    return dense_state(prepare(net, theta, X, y), symmetric=symmetric)

@@ -1,0 +1,215 @@
+r"""The exact factorisation H = A^T C A of the batch-mean Hessian (docs/math.md §5, §9).
+
+Per sample, A stacks the linear maps J_l v = zdot_l (l = 1..L) and K_l v = V_l^T delta_l
+(l = 2..L): r = n_L + 2 (n_1 + ... + n_{L-1}) rows, eq. (20). C is zero except, eq. (21),
+
+    C[J_L, J_L] = Lam,  C[J_l, J_l] = diag(phi''(z_l) * g_l) (l < L),
+    C[K_l, J_{l-1}] = C[J_{l-1}, K_l] = diag(phi'(z_{l-1})) (l = 2..L).
+
+A mini-batch stacks the samples, eq. (31): A_B = [A_1; ...; A_B], C_B = (1/B) blockdiag(C_i).
+The Gauss-Newton matrix keeps only the J_L rows and C[J_L, J_L] = Lam, eq. (33). The gradient
+is g = A_B^T u with u_i = delta_L^i / B in the J_L slot, eq. (22).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..mlp import flatten
+from .gram import gram
+from .hvp import tangents
+from .lowrank import LowRank
+from .spectral import Spectrum
+from .state import State, prepare
+
+__all__ = ["CURVATURES", "HessianFactor", "Rows", "adjoint", "apply_A", "core", "hessian_factor"]
+
+CURVATURES = ("hessian", "ggn")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Row blocks of one sample's A: J[l] for l = 1..L, K[l] for l = 2..L (GGN: J[L] only)."""
+
+    J: dict
+    K: dict
+    r: int
+
+    @classmethod
+    def of(cls, sizes, ggn: bool = False) -> Rows:
+        """Row layout [J_1, ..., J_L, K_2, ..., K_L] for widths (n_0, ..., n_L)."""
+        L = len(sizes) - 1
+        if ggn:
+            return cls({L: slice(0, sizes[L])}, {}, sizes[L])
+        J, K, start = {}, {}, 0
+        for l in range(1, L + 1):
+            J[l] = slice(start, start + sizes[l])
+            start += sizes[l]
+        for l in range(2, L + 1):
+            K[l] = slice(start, start + sizes[l - 1])
+            start += sizes[l - 1]
+        return cls(J, K, start)
+
+
+def apply_A(state: State, rows: Rows, v):
+    """A v for directions v (k, P): returns (k, B, r), eqs. (10) and (19)."""
+    zdot, _, V = tangents(state, v)
+    parts = [zdot[l] for l in rows.J]
+    parts += [state.bwd.delta[l] @ V[l] for l in rows.K]
+    return state.xp.concat(parts, axis=-1)
+
+
+def adjoint(state: State, rows: Rows, w, per_sample: bool = False):
+    """A^T w for w of shape (k, B, r), one backward pass with injected signals, eq. (23).
+
+    sigma_L = s_L, sigma_l = s_l + phi'(z_l) * (sigma_{l+1} W_{l+1});
+    W_l-part = sum_i sigma_l a_{l-1}^T + delta_l t_l^T, b_l-part = sum_i sigma_l.
+
+    Returns:
+        (k, P), or (k, B, P) with ``per_sample`` (each sample's A_i^T w_i, no sum over i).
+    """
+    xp, fwd, L = state.xp, state.fwd, state.L
+    sigma, out = None, [None] * L
+    for l in range(L, 0, -1):
+        s_l = w[..., rows.J[l]] if l in rows.J else None
+        if sigma is None:
+            sigma = s_l
+        else:
+            back = fwd.dphi[l] * (sigma @ state.W[l + 1])
+            sigma = back if s_l is None else s_l + back
+        t_l = w[..., rows.K[l]] if l in rows.K else None
+        out[l - 1] = _outer(xp, sigma, fwd.a[l - 1], state.bwd.delta[l], t_l, per_sample,
+                            state.net.bias)
+    return flatten(out)
+
+
+def _outer(xp, sigma, a_prev, delta, t, per_sample: bool, bias: bool):
+    """(W_l-part, b_l-part) of eq. (23), summed over samples unless ``per_sample``."""
+    if per_sample:
+        dW = sigma[..., :, None] * a_prev[:, None, :]
+        if t is not None:
+            dW = dW + delta[:, :, None] * t[..., None, :]
+        return dW, (sigma if bias else None)
+    dW = xp.matrix_transpose(sigma) @ a_prev
+    if t is not None:
+        dW = dW + xp.matrix_transpose(delta) @ t
+    return dW, (xp.sum(sigma, axis=-2) if bias else None)
+
+
+def core(state: State, rows: Rows):
+    """Each sample's C_i (B, r, r), eq. (21), without the 1/B of the batch mean."""
+    B = state.B
+    C = state.zeros((B, rows.r, rows.r))
+    L = state.L
+    C[:, rows.J[L], rows.J[L]] = state.Lam
+    for l in rows.K:
+        C[:, rows.J[l - 1], rows.J[l - 1]] = state.h[l - 1][:, :, None] * state.eye(
+            state.net.sizes[l - 1])
+        D = state.fwd.dphi[l - 1][:, :, None] * state.eye(state.net.sizes[l - 1])
+        C[:, rows.K[l], rows.J[l - 1]] = D
+        C[:, rows.J[l - 1], rows.K[l]] = D
+    return C
+
+
+class HessianFactor(LowRank):
+    """H = A^T C A for a batch, exact and structured (eqs. (19)-(24), (31)-(33)).
+
+    A and A^T are applied as forward / backward passes; C and the Gram matrix G = A A^T are
+    B r x B r matrices built from their closed forms (never from a P-sized object).
+
+    Attributes:
+        rank_bound: rows of A_B: B r (B n_L for the Gauss-Newton matrix); rank(H) <= rank_bound.
+        curvature: ``"hessian"`` or ``"ggn"``.
+    """
+
+    def __init__(self, state: State, curvature: str = "hessian"):
+        self.state = state
+        self.curvature = curvature
+        self.rows = Rows.of(state.net.sizes, ggn=curvature == "ggn")
+        self.rank_bound = state.B * self.rows.r
+        xp, B, r = state.xp, state.B, self.rows.r
+        C_i = core(state, self.rows) / B
+        blockdiag = C_i[:, :, None, :] * state.eye(B)[:, None, :, None]
+        u = state.zeros((B, r))
+        u[:, self.rows.J[state.L]] = state.bwd.delta[state.L] / B
+        super().__init__(
+            xp.reshape(blockdiag, (B * r, B * r)),
+            gram(state, self.rows),
+            xp.reshape(u, (B * r,)),
+            self._adjoint_flat,
+            state.net.num_params,
+        )
+
+    def _adjoint_flat(self, w):
+        B, r = self.state.B, self.rows.r
+        return adjoint(self.state, self.rows, self.state.xp.reshape(w, (w.shape[0], B, r)))
+
+    def gram(self):
+        """G = A A^T (B r x B r) from the structured formulas, eqs. (28)-(30)."""
+        return self.G
+
+    def core(self):
+        """C_B = (1/B) blockdiag(C_i) (B r x B r), eqs. (21), (31)."""
+        return self.C
+
+    def apply_A(self, v):
+        """A v for v of shape (P,) or (k, P); returns (B r,) or (k, B r)."""
+        single = v.ndim == 1
+        w = apply_A(self.state, self.rows, v[None, :] if single else v)
+        w = self.xp.reshape(w, (w.shape[0], self.rank_bound))
+        return w[0, :] if single else w
+
+    def apply_AT(self, w):
+        """A^T w for w of shape (B r,) or (k, B r); returns (P,) or (k, P), eq. (23)."""
+        single = w.ndim == 1
+        out = self._adjoint_flat(w[None, :] if single else w)
+        return out[0, :] if single else out
+
+    def matvec(self, v):
+        """H v = A^T (C (A v)) for v of shape (P,) or (k, P)."""
+        single = v.ndim == 1
+        Av = self.apply_A(v[None, :] if single else v)
+        out = self.apply_AT(Av @ self.C)
+        return out[0, :] if single else out
+
+    def materialize_A(self):
+        """A as a dense (B r, P) matrix (tests and small nets only)."""
+        P = self.num_params
+        eye = self.state.eye(P)
+        return self.xp.matrix_transpose(self.apply_A(eye))
+
+    def to_dense(self):
+        """H = A^T C A as a dense P x P matrix (tests and small nets only)."""
+        A = self.materialize_A()
+        return self.xp.matrix_transpose(A) @ self.C @ A
+
+    def gradient(self):
+        """g = A^T u, eq. (22)."""
+        return self.apply_AT(self.u)
+
+    def eigenvalues(self) -> Spectrum:
+        """Exact spectrum: the eigenvalues that can be non-zero and the count of exact zeros."""
+        return self.eigh(vectors=False)
+
+
+def hessian_factor(net, theta, X, y, curvature: str = "hessian") -> HessianFactor:
+    """The exact factorisation H = A^T C A of the batch-mean Hessian, eqs. (19)-(24).
+
+    Args:
+        net: the :class:`esso_ref.MLP`.
+        theta: parameters, shape (P,).
+        X: inputs, (B, n_0) or (n_0,).
+        y: labels (cross_entropy) or targets (mse).
+        curvature: ``"hessian"`` (default) or ``"ggn"`` (Gauss-Newton, eq. (33)).
+
+    Returns:
+        The :class:`HessianFactor`: ``rank_bound``, ``gram()``, ``core()``, ``matvec(v)``,
+        ``to_dense()``, ``eigh()``, ``newton(damping, spectral)``.
+
+    Raises:
+        ValueError, TypeError: for bad inputs or an unknown curvature name.
+    """
+    from .._checks import check_choice
+
+    check_choice("curvature", curvature, CURVATURES)
+    return HessianFactor(prepare(net, theta, X, y), curvature)

@@ -1,0 +1,53 @@
+"""Checked dense linear algebra: failures are reported, never returned as NaN.
+
+CuPy's solvers return NaN instead of raising unless ``cupyx.errstate(linalg="raise")`` is
+set, and NumPy raises its own ``LinAlgError``; these wrappers turn both into
+:class:`LinAlgError` with a message saying which operation failed on what.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+
+__all__ = ["LinAlgError", "eigh", "eigvalsh", "finite", "solve"]
+
+
+class LinAlgError(ArithmeticError):
+    """A dense factorisation or solve failed (singular matrix, no convergence, NaN)."""
+
+
+def finite(x) -> bool:
+    """True when every entry of ``x`` is finite (one host sync)."""
+    xp = array_api_compat.array_namespace(x)
+    return bool(xp.all(xp.isfinite(x)))
+
+
+def _run(what: str, fn, M, *args):
+    try:
+        out = fn(M, *args)
+    except Exception as err:
+        if type(err).__name__ != "LinAlgError":
+            raise
+        raise LinAlgError(f"{what} of a {tuple(M.shape)} matrix failed: {err}") from err
+    parts = out if isinstance(out, tuple) else (out,)
+    if not all(finite(p) for p in parts):
+        raise LinAlgError(f"{what} of a {tuple(M.shape)} matrix returned non-finite values")
+    return out
+
+
+def eigh(M):
+    """Eigenvalues (ascending) and eigenvectors of the symmetric matrix M."""
+    xp = array_api_compat.array_namespace(M)
+    return tuple(_run("eigh", xp.linalg.eigh, M))
+
+
+def eigvalsh(M):
+    """Eigenvalues (ascending) of the symmetric matrix M."""
+    xp = array_api_compat.array_namespace(M)
+    return _run("eigvalsh", xp.linalg.eigvalsh, M)
+
+
+def solve(M, b):
+    """Solution x of M x = b."""
+    xp = array_api_compat.array_namespace(M)
+    return _run("solve", xp.linalg.solve, M, b)

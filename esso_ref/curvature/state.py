@@ -1,0 +1,98 @@
+r"""Everything the curvature routes need at (theta, X, y), computed once.
+
+docs/math.md, eqs. (1)-(8) and (12): the forward cache, the backward signals delta_l and g_l,
+the loss Hessians Lam_i in the logits, and the activation-curvature weights
+h_l = phi''(z_l) * g_l that form the diagonal blocks of C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import passes
+from ..backend import device_of, namespace
+from ..mlp import MLP
+
+__all__ = ["State", "build_state", "prepare"]
+
+
+@dataclass
+class State:
+    """Per-sample quantities of a batch at theta (rows = samples).
+
+    Attributes:
+        net: the network.
+        xp: array namespace.
+        W: [None, W_1, ..., W_L].
+        b: [None, b_1, ..., b_L] (entries None without biases).
+        fwd: forward cache (a_l, z_l, phi'(z_l), phi''(z_l)).
+        bwd: backward signals (delta_l, g_l), per sample, without the 1/B.
+        Lam: loss Hessians in the logits, (B, n_L, n_L).
+        h: [None, h_1, ..., h_{L-1}], h_l = phi''(z_l) * g_l, each (B, n_l).
+    """
+
+    net: MLP
+    xp: Any
+    W: list
+    b: list
+    fwd: passes.Forward
+    bwd: passes.Backward
+    Lam: Any
+    h: list
+
+    @property
+    def B(self) -> int:
+        """Batch size."""
+        return self.fwd.a[0].shape[0]
+
+    @property
+    def L(self) -> int:
+        """Number of layers."""
+        return self.net.L
+
+    @property
+    def dtype(self):
+        """Floating dtype of theta."""
+        return self.fwd.a[0].dtype
+
+    @property
+    def device(self):
+        """Device of the arrays."""
+        return device_of(self.fwd.a[0])
+
+    def eye(self, n: int):
+        """Identity of size n in the namespace, dtype and device of the state."""
+        return self.xp.eye(n, dtype=self.dtype, device=self.device)
+
+    def zeros(self, shape):
+        """Zeros in the namespace, dtype and device of the state."""
+        return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def a_tilde(self, l: int):
+        """ã_l = [a_l, 1] (or a_l without biases), shape (B, n_l (+1))."""
+        a = self.fwd.a[l]
+        if not self.net.bias:
+            return a
+        return self.xp.concat([a, self.xp.ones((a.shape[0], 1), dtype=a.dtype,
+                                                device=self.device)], axis=1)
+
+
+def build_state(net: MLP, theta, X, y) -> State:
+    """Build the :class:`State` of validated inputs (X of shape (B, n_0))."""
+    xp = namespace(theta)
+    W, b = net._Wb(theta)
+    fwd = passes.forward(W, b, X, net.act)
+    z_L = fwd.z[net.L]
+    bwd = passes.backward(W, fwd, net.loss_fn.grad(z_L, y))
+    Lam = net.loss_fn.hess(z_L, y)
+    h = [None] + [fwd.d2phi[l] * bwd.g[l] for l in range(1, net.L)]
+    return State(net, xp, W, b, fwd, bwd, Lam, h)
+
+
+def prepare(net: MLP, theta, X, y) -> State:
+    """Validate (theta, X, y) against ``net`` and build their :class:`State`."""
+    if not isinstance(net, MLP):
+        raise TypeError(f"expected net to be an esso_ref.MLP, got {type(net).__name__}")
+    theta, X, y = net.check_inputs(theta, X, y)
+    return build_state(net, theta, X, y)

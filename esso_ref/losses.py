@@ -1,0 +1,126 @@
+r"""Per-sample losses l(z, y) of the logits z = z_L, with gradient and Hessian in z.
+
+docs/math.md, eqs. (4)-(6). Batch losses are means over samples, so that esso_ref's batch loss
+equals PyTorch's with its default ``reduction="mean"``:
+
+- ``cross_entropy``: :math:`l = \operatorname{lse}(z) - z_y`, :math:`\delta_L = p - e_y`,
+  :math:`\Lambda = \operatorname{diag}(p) - p p^T` with :math:`p = \operatorname{softmax}(z)`.
+  ``torch.nn.CrossEntropyLoss`` averages over the B samples: same as the batch mean of l.
+- ``mse``: :math:`l = \frac{1}{n_L} \lVert z - y \rVert^2`, :math:`\delta_L = \frac{2}{n_L}(z - y)`,
+  :math:`\Lambda = \frac{2}{n_L} I`. ``torch.nn.MSELoss`` averages over all B n_L elements, which
+  is the batch mean of this per-sample l (hence the 1/n_L inside l).
+
+Rows are samples: ``z`` has shape (B, n_L). Every function is analytic in ``z`` (complex step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import array_api_compat
+
+__all__ = ["LOSSES", "Loss", "get_loss"]
+
+
+def _xp(z):
+    return array_api_compat.array_namespace(z)
+
+
+def _one_hot(y, z):
+    """e_y as rows of the dtype of ``z``: shape (B, n_L)."""
+    xp = _xp(z)
+    classes = xp.arange(z.shape[-1], device=array_api_compat.device(z))
+    return xp.astype(classes == y[:, None], z.dtype)
+
+
+def _log_softmax_parts(z):
+    """Return (lse, p): log-sum-exp of each row and softmax p, shifted by the real row maximum."""
+    xp = _xp(z)
+    re = xp.real(z) if xp.isdtype(z.dtype, "complex floating") else z
+    m = xp.max(re, axis=-1, keepdims=True)
+    e = xp.exp(z - m)
+    s = xp.sum(e, axis=-1, keepdims=True)
+    return m + xp.log(s), e / s
+
+
+def _ce_value(z, y):
+    lse, _ = _log_softmax_parts(z)
+    return lse[:, 0] - _xp(z).sum(z * _one_hot(y, z), axis=-1)
+
+
+def _ce_grad(z, y):
+    _, p = _log_softmax_parts(z)
+    return p - _one_hot(y, z)
+
+
+def _ce_hess(z, y):
+    xp = _xp(z)
+    _, p = _log_softmax_parts(z)
+    eye = xp.eye(z.shape[-1], dtype=z.dtype, device=array_api_compat.device(z))
+    return p[:, :, None] * eye - p[:, :, None] * p[:, None, :]
+
+
+def _ce_hess_vec(z, y, zdot):
+    xp = _xp(z)
+    _, p = _log_softmax_parts(z)
+    return p * zdot - p * xp.sum(p * zdot, axis=-1, keepdims=True)
+
+
+def _mse_value(z, y):
+    r = z - y
+    return _xp(z).sum(r * r, axis=-1) / z.shape[-1]
+
+
+def _mse_grad(z, y):
+    return (2.0 / z.shape[-1]) * (z - y)
+
+
+def _mse_hess(z, y):
+    xp = _xp(z)
+    eye = xp.eye(z.shape[-1], dtype=z.dtype, device=array_api_compat.device(z))
+    return xp.broadcast_to((2.0 / z.shape[-1]) * eye, (z.shape[0], *eye.shape))
+
+
+def _mse_hess_vec(z, y, zdot):
+    return (2.0 / z.shape[-1]) * zdot
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A per-sample loss with its derivatives in the logits (rows = samples).
+
+    Attributes:
+        name: registry name.
+        value: l(z, y), shape (B,).
+        grad: delta_L = dl/dz, shape (B, n_L).
+        hess: Lam = d^2 l / dz^2, shape (B, n_L, n_L).
+        hess_vec: Lam zdot without forming Lam, shape (B, n_L).
+        integer_targets: True when y holds class indices (shape (B,)).
+    """
+
+    name: str
+    value: Callable
+    grad: Callable
+    hess: Callable
+    hess_vec: Callable
+    integer_targets: bool
+
+
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss("cross_entropy", _ce_value, _ce_grad, _ce_hess, _ce_hess_vec, True),
+    "mse": Loss("mse", _mse_value, _mse_grad, _mse_hess, _mse_hess_vec, False),
+}
+
+
+def get_loss(name: str | Loss) -> Loss:
+    """Return the loss called ``name`` (a :class:`Loss` passes through).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the valid ones.
+    """
+    if isinstance(name, Loss):
+        return name
+    if name not in LOSSES:
+        raise ValueError(f"expected a loss in {sorted(LOSSES)}, got {name!r}")
+    return LOSSES[name]
