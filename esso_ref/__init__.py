@@ -21,9 +21,11 @@ from .curvature import (
     hessian_factor,
     hvp,
     newton_direction,
+    per_sample_directions,
 )
 from .losses import LOSSES, Loss
 from .mlp import MLP, flatten
+from .verify import Report, verify
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,7 @@ __all__ = [
     "HessianFactor",
     "LinAlgError",
     "Loss",
+    "Report",
     "NotDescentWarning",
     "SingularCurvatureError",
     "Spectrum",
@@ -48,6 +51,8 @@ __all__ = [
     "hessian_factor",
     "hvp",
     "newton_direction",
+    "per_sample_directions",
     "to_host",
     "to_namespace",
+    "verify",
 ]

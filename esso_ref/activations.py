@@ -32,12 +32,17 @@ def _re(z):
 
 @dataclass(frozen=True)
 class Activation:
-    """An elementwise activation: value ``f``, first derivative ``df``, second ``d2f``."""
+    """An elementwise activation: value ``f``, first derivative ``df``, second ``d2f``.
+
+    ``kink`` is True when phi is not differentiable at z = 0 (relu): finite-difference
+    oracles then keep their steps from crossing a kink.
+    """
 
     name: str
     f: Fn
     df: Fn
     d2f: Fn
+    kink: bool = False
 
 
 # identity: phi = z, phi' = 1, phi'' = 0
@@ -155,7 +160,7 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("tanh", _tanh, _tanh_d1, _tanh_d2),
         Activation("sigmoid", _sigmoid, _sigmoid_d1, _sigmoid_d2),
         Activation("softplus", _softplus, _sigmoid, _sigmoid_d1),
-        Activation("relu", _relu, _relu_d1, _identity_d2),
+        Activation("relu", _relu, _relu_d1, _identity_d2, kink=True),
         Activation("gelu", _gelu, _gelu_d1, _gelu_d2),
         Activation("sin", _sin, _sin_d1, _sin_d2),
     )

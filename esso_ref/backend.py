@@ -14,7 +14,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["device_of", "get_namespace", "host_uniform", "namespace", "namespace_name", "to_host", "to_namespace"]
+__all__ = ["device_of", "get_namespace", "host_integers", "host_normal", "host_uniform", "namespace", "namespace_name", "to_host", "to_namespace"]
 
 _MODULES = {"numpy": "numpy", "cupy": "cupy", "array_api_strict": "array_api_strict"}
 
@@ -133,3 +133,13 @@ def host_uniform(seed: int, parts: list[tuple[int, float]]) -> np.ndarray:
         raise ValueError(f"expected a non-negative integer seed, got {seed!r}")
     rng = np.random.default_rng(int(seed))
     return np.concatenate([rng.uniform(-bound, bound, count) for count, bound in parts])
+
+
+def host_normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Seeded standard normal draws on the host (NumPy's PCG64 generator)."""
+    return np.random.default_rng(int(seed)).standard_normal(shape)
+
+
+def host_integers(seed: int, high: int, size: int) -> np.ndarray:
+    """Seeded integers uniform on [0, high) on the host (NumPy's PCG64 generator)."""
+    return np.random.default_rng(int(seed)).integers(0, high, size)

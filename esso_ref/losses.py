@@ -46,7 +46,7 @@ def _log_softmax_parts(z):
 
 def _ce_value(z, y):
     lse, _ = _log_softmax_parts(z)
-    return lse[:, 0] - _xp(z).sum(z * _one_hot(y, z), axis=-1)
+    return lse[..., 0] - _xp(z).sum(z * _one_hot(y, z), axis=-1)
 
 
 def _ce_grad(z, y):

@@ -186,7 +186,7 @@ class MLP:
         W, b = self._Wb(theta)
         fwd = passes.forward(W, b, X, self.act)
         xp = array_api_compat.array_namespace(theta)
-        return xp.mean(self.loss_fn.value(fwd.z[self.L], y))
+        return xp.mean(self.loss_fn.value(fwd.z[self.L], y), axis=-1)
 
     def _gradient(self, theta, X, y):
         """Batch-mean gradient without validation (complex-safe), eq. (8)."""

@@ -45,7 +45,8 @@ def forward(W: list, b: list, X, act: Activation) -> Forward:
     """Forward pass, eq. (1): z_l = a_{l-1} W_l^T + b_l, a_l = phi(z_l) (no activation at l = L).
 
     Args:
-        W: [None, W_1, ..., W_L], W_l of shape (n_l, n_{l-1}).
+        W: [None, W_1, ..., W_L], W_l of shape (n_l, n_{l-1}), or (k, n_l, n_{l-1}) for k
+            parameter vectors at once (then every output gains a leading axis k).
         b: [None, b_1, ..., b_L] (entries None for networks without biases).
         X: inputs a_0, shape (B, n_0).
         act: the activation phi.
@@ -57,7 +58,7 @@ def forward(W: list, b: list, X, act: Activation) -> Forward:
     a, z, dphi, d2phi = [X], [None], [None], [None]
     for l in range(1, L + 1):
         z_l = a[l - 1] @ array_api_compat.array_namespace(W[l]).matrix_transpose(W[l])
-        z.append(z_l if b[l] is None else z_l + b[l])
+        z.append(z_l if b[l] is None else z_l + b[l][..., None, :])
         if l < L:
             a.append(act.f(z[l]))
             dphi.append(act.df(z[l]))

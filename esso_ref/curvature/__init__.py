@@ -4,6 +4,7 @@ from .api import METHODS, eigenvalues, newton_direction
 from .dense import hessian
 from .factor import CURVATURES, HessianFactor, hessian_factor
 from .hvp import hvp
+from .per_sample import per_sample_directions
 from .linalg import LinAlgError
 from .lowrank import NotDescentWarning, SingularCurvatureError
 from .spectral import SPECTRAL, Spectrum
@@ -22,4 +23,5 @@ __all__ = [
     "hessian_factor",
     "hvp",
     "newton_direction",
+    "per_sample_directions",
 ]

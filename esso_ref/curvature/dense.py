@@ -19,7 +19,7 @@ def dense_state(state: State, symmetric: bool = True):
     """Dense batch-mean Hessian (P x P) of a prepared state, from HVP columns in chunks."""
     xp, P = state.xp, state.net.num_params
     eye = state.eye(P)
-    cols = [hvp_state(state, eye[j:j + _CHUNK, :]) for j in range(0, P, _CHUNK)]
+    cols = [hvp_state(state, eye[j:min(j + _CHUNK, P), :]) for j in range(0, P, _CHUNK)]
     H = xp.matrix_transpose(xp.concat(cols, axis=0))
     return 0.5 * (H + xp.matrix_transpose(H)) if symmetric else H
 

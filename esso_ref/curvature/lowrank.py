@@ -66,7 +66,7 @@ class LowRank:
         if self._root is None:
             s, U = linalg.eigh(self.G)
             top = float(s[-1]) if self.n else 0.0
-            k = int(self.xp.sum(s > self.tau * top)) if top > 0 else 0
+            k = int(self.xp.count_nonzero(s > self.tau * top)) if top > 0 else 0
             self._root = (U[:, self.n - k:], self.xp.sqrt(s[self.n - k:]))
         return self._root
 

@@ -30,6 +30,7 @@ class State:
         bwd: backward signals (delta_l, g_l), per sample, without the 1/B.
         Lam: loss Hessians in the logits, (B, n_L, n_L).
         h: [None, h_1, ..., h_{L-1}], h_l = phi''(z_l) * g_l, each (B, n_l).
+        y: the validated labels or targets.
     """
 
     net: MLP
@@ -40,6 +41,7 @@ class State:
     bwd: passes.Backward
     Lam: Any
     h: list
+    y: Any
 
     @property
     def B(self) -> int:
@@ -87,7 +89,7 @@ def build_state(net: MLP, theta, X, y) -> State:
     bwd = passes.backward(W, fwd, net.loss_fn.grad(z_L, y))
     Lam = net.loss_fn.hess(z_L, y)
     h = [None] + [fwd.d2phi[l] * bwd.g[l] for l in range(1, net.L)]
-    return State(net, xp, W, b, fwd, bwd, Lam, h)
+    return State(net, xp, W, b, fwd, bwd, Lam, h, y)
 
 
 def prepare(net: MLP, theta, X, y) -> State:

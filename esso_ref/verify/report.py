@@ -1,0 +1,111 @@
+"""Check reports: one row per comparison of two independent routes, tolerances in eps units."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["Check", "Report"]
+
+
+@dataclass
+class Check:
+    """One comparison.
+
+    Attributes:
+        name: what is checked (e.g. ``"hvp/complex_step"``).
+        route_a: the route under test.
+        route_b: the independent reference route.
+        error: the measured error (relative unless ``note`` says otherwise).
+        tol_eps: the tolerance in units of the dtype's machine epsilon.
+        eps: machine epsilon of the dtype.
+        passed: error <= tol_eps * eps (None when skipped).
+        note: how the error is measured, or why the check was skipped.
+    """
+
+    name: str
+    route_a: str
+    route_b: str
+    error: float | None
+    tol_eps: float
+    eps: float
+    passed: bool | None
+    note: str = ""
+
+    @property
+    def tolerance(self) -> float:
+        """The tolerance as a number: tol_eps * eps."""
+        return self.tol_eps * self.eps
+
+    @property
+    def skipped(self) -> bool:
+        """True when the check did not run."""
+        return self.passed is None
+
+    @classmethod
+    def compare(cls, name, route_a, route_b, error, tol_eps, eps, note="") -> Check:
+        """A check that passes when the finite ``error`` is <= tol_eps * eps."""
+        error = float(error)
+        ok = math.isfinite(error) and error <= tol_eps * eps
+        return cls(name, route_a, route_b, error, float(tol_eps), float(eps), ok, note)
+
+    @classmethod
+    def skip(cls, name, route_a, route_b, reason, eps) -> Check:
+        """A check that did not run, with the reason."""
+        return cls(name, route_a, route_b, None, 0.0, float(eps), None, reason)
+
+
+@dataclass
+class Report:
+    """The rows of a verification run; ``passed`` when no row failed."""
+
+    checks: list[Check] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check that ran passed."""
+        return all(c.passed is not False for c in self.checks)
+
+    def failed(self) -> list[Check]:
+        """The checks that ran and failed."""
+        return [c for c in self.checks if c.passed is False]
+
+    def __getitem__(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"no check named {name!r}; have {[c.name for c in self.checks]}")
+
+    def to_dict(self) -> dict:
+        """{"passed", "meta", "checks": [{name, route_a, route_b, error, tolerance, ...}]}."""
+        rows = []
+        for c in self.checks:
+            row = asdict(c)
+            row["tolerance"] = c.tolerance
+            row["skipped"] = c.skipped
+            rows.append(row)
+        return {"passed": self.passed, "meta": self.meta, "checks": rows}
+
+    def to_json(self, **kw) -> str:
+        """The report as one JSON object (see :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), **kw)
+
+    def table(self) -> str:
+        """A readable fixed-width table, one row per check."""
+        head = f"{'check':34} {'route':22} {'reference':22} {'error':>10} {'tol (eps)':>10}  result"
+        lines = [head, "-" * len(head)]
+        for c in self.checks:
+            err = "-" if c.error is None else f"{c.error:10.2e}"
+            res = "skip" if c.skipped else ("ok" if c.passed else "FAIL")
+            lines.append(f"{c.name:34} {c.route_a:22} {c.route_b:22} {err:>10} "
+                         f"{c.tol_eps:10.3g}  {res}" + (f"  ({c.note})" if c.skipped else ""))
+        n_fail = len(self.failed())
+        n_skip = sum(c.skipped for c in self.checks)
+        n_ok = len(self.checks) - n_fail - n_skip
+        lines.append(f"{n_ok} passed, {n_fail} failed, {n_skip} skipped")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
