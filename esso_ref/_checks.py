@@ -106,10 +106,10 @@ def _as_array(name: str, value: Any, xp, like) -> Any:
 
     if is_array_api_obj(value):
         return value
-    try:
-        return xp.asarray(np.asarray(value), device=device_of(like))
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"expected {name} to be an array, got {type(value).__name__}") from err
+    host = np.asarray(value) if isinstance(value, (list, tuple, numbers.Number)) else None
+    if host is None or host.dtype.kind not in "biuf":
+        raise TypeError(f"expected {name} to be an array, got {type(value).__name__}")
+    return xp.asarray(host, device=device_of(like))
 
 
 def check_batch(sizes, integer_targets: bool, theta, X, y):

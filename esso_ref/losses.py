@@ -35,35 +35,34 @@ def _one_hot(y, z):
 
 
 def _log_softmax_parts(z):
-    """Return (lse, p): log-sum-exp of each row and softmax p, shifted by the real row maximum."""
+    """Return (z - m, log s, p) with m the real row maximum, s = sum exp(z - m), p = softmax."""
     xp = _xp(z)
     re = xp.real(z) if xp.isdtype(z.dtype, "complex floating") else z
-    m = xp.max(re, axis=-1, keepdims=True)
-    e = xp.exp(z - m)
+    shifted = z - xp.max(re, axis=-1, keepdims=True)
+    e = xp.exp(shifted)
     s = xp.sum(e, axis=-1, keepdims=True)
-    return m + xp.log(s), e / s
+    return shifted, xp.log(s), e / s
 
 
 def _ce_value(z, y):
-    lse, _ = _log_softmax_parts(z)
-    return lse[..., 0] - _xp(z).sum(z * _one_hot(y, z), axis=-1)
+    shifted, log_s, _ = _log_softmax_parts(z)
+    return log_s[..., 0] - _xp(z).sum(shifted * _one_hot(y, z), axis=-1)
 
 
 def _ce_grad(z, y):
-    _, p = _log_softmax_parts(z)
-    return p - _one_hot(y, z)
+    return _log_softmax_parts(z)[2] - _one_hot(y, z)
 
 
 def _ce_hess(z, y):
     xp = _xp(z)
-    _, p = _log_softmax_parts(z)
+    p = _log_softmax_parts(z)[2]
     eye = xp.eye(z.shape[-1], dtype=z.dtype, device=array_api_compat.device(z))
     return p[:, :, None] * eye - p[:, :, None] * p[:, None, :]
 
 
 def _ce_hess_vec(z, y, zdot):
     xp = _xp(z)
-    _, p = _log_softmax_parts(z)
+    p = _log_softmax_parts(z)[2]
     return p * zdot - p * xp.sum(p * zdot, axis=-1, keepdims=True)
 
 

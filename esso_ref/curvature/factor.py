@@ -122,7 +122,7 @@ class HessianFactor(LowRank):
         curvature: ``"hessian"`` or ``"ggn"``.
     """
 
-    def __init__(self, state: State, curvature: str = "hessian"):
+    def __init__(self, state: State, curvature: str = "hessian", route: str = "auto"):
         self.state = state
         self.curvature = curvature
         self.rows = Rows.of(state.net.sizes, ggn=curvature == "ggn")
@@ -138,7 +138,12 @@ class HessianFactor(LowRank):
             xp.reshape(u, (B * r,)),
             self._adjoint_flat,
             state.net.num_params,
+            route=route,
         )
+
+    def _apply_flat(self, v):
+        w = apply_A(self.state, self.rows, v)
+        return self.xp.reshape(w, (w.shape[0], self.rank_bound))
 
     def _adjoint_flat(self, w):
         B, r = self.state.B, self.rows.r
@@ -155,8 +160,7 @@ class HessianFactor(LowRank):
     def apply_A(self, v):
         """A v for v of shape (P,) or (k, P); returns (B r,) or (k, B r)."""
         single = v.ndim == 1
-        w = apply_A(self.state, self.rows, v[None, :] if single else v)
-        w = self.xp.reshape(w, (w.shape[0], self.rank_bound))
+        w = self._apply_flat(v[None, :] if single else v)
         return w[0, :] if single else w
 
     def apply_AT(self, w):
@@ -192,7 +196,8 @@ class HessianFactor(LowRank):
         return self.eigh(vectors=False)
 
 
-def hessian_factor(net, theta, X, y, curvature: str = "hessian") -> HessianFactor:
+def hessian_factor(net, theta, X, y, curvature: str = "hessian",
+                   route: str = "auto") -> HessianFactor:
     """The exact factorisation H = A^T C A of the batch-mean Hessian, eqs. (19)-(24).
 
     Args:
@@ -201,6 +206,8 @@ def hessian_factor(net, theta, X, y, curvature: str = "hessian") -> HessianFacto
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
         curvature: ``"hessian"`` (default) or ``"ggn"`` (Gauss-Newton, eq. (33)).
+        route: basis of range(A^T) for spectra and adjusted directions: ``"auto"`` (default),
+            ``"gram"`` (eqs. (24)-(25), no P x n array) or ``"qr"`` (eq. (25b), backward stable).
 
     Returns:
         The :class:`HessianFactor`: ``rank_bound``, ``gram()``, ``core()``, ``matvec(v)``,
@@ -212,4 +219,4 @@ def hessian_factor(net, theta, X, y, curvature: str = "hessian") -> HessianFacto
     from .._checks import check_choice
 
     check_choice("curvature", curvature, CURVATURES)
-    return HessianFactor(prepare(net, theta, X, y), curvature)
+    return HessianFactor(prepare(net, theta, X, y), curvature, route)

@@ -9,6 +9,8 @@ Given the core C (n x n), the Gram matrix G = A A^T (n x n), the gradient's coor
   be non-zero; the remaining P - n' are exactly zero. Eigenvectors Q W, Q = A^T U diag(s^{-1/2}).
 - eq. (26), push-through: d = -(H + lam I)^{-1} g = -A^T (C G + lam I)^{-1} u.
 - eq. (27), spectral adjustment: d_f = -Q W diag(1 / (f(mu) + lam)) W^T R u.
+- eq. (25b), QR basis: A^T = Q_1 R_1, H = Q_1 (R_1 C R_1^T) Q_1^T, d_f = -Q_1 W' diag(1 /
+  (f(mu) + lam)) W'^T R_1 u. Backward stable; used while the P x n array A^T is affordable.
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ from collections.abc import Callable
 
 import array_api_compat
 
+from .._checks import check_choice
 from . import linalg
 from .spectral import Spectrum, adjust, check_damping, check_spectral
 
-__all__ = ["LowRank", "NotDescentWarning", "SingularCurvatureError"]
+__all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank", "NotDescentWarning", "SingularCurvatureError"]
+
+ROUTES = ("auto", "gram", "qr")
+"""``"gram"``: eqs. (24)-(25), O(n^3 + P n') time, no P x n array; accuracy degrades like
+eps cond(G) in weakly represented directions. ``"qr"``: eq. (25b), A^T = Q_1 R_1 materialised,
+O(P n^2), backward stable. ``"auto"``: ``"qr"`` while P n <= :data:`QR_MAX_ENTRIES`."""
+
+QR_MAX_ENTRIES = 2**24
 
 
 class SingularCurvatureError(ValueError):
@@ -42,11 +52,14 @@ class LowRank:
         u: gradient coordinates, (n,), with g = A^T u.
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
         num_params: P.
+        route: basis of range(A^T) for spectra and adjusted directions, see :data:`ROUTES`.
     """
 
-    def __init__(self, C, G, u, adjoint: Callable, num_params: int):
+    def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto"):
         self.C, self.G, self.u = C, G, u
         self.adjoint = adjoint
+        self._route = check_choice("route", route, ROUTES)
+        self._qr = None
         self.num_params = num_params
         self.xp = array_api_compat.array_namespace(C)
         self._root = None
@@ -62,18 +75,27 @@ class LowRank:
         return self.n * float(self.xp.finfo(self.C.dtype).eps)
 
     def root(self):
-        """(U_k, sqrt(s_k)): the kept eigenpairs of G, eq. (24)."""
+        """(U_k, sqrt(s_k), d): kept eigenpairs of the equilibrated Gram matrix, eq. (24).
+
+        G' = D^{-1} G D^{-1} with D = diag(d), d_i = |row i of A| = sqrt(G_ii) (1 for zero
+        rows), is the Gram matrix of the row-normalised factor D^{-1} A; the scaling is exact
+        and keeps rows of very different norms (large weights, small delta_l) from drowning
+        each other in round-off.
+        """
         if self._root is None:
-            s, U = linalg.eigh(self.G)
+            xp = self.xp
+            diag = xp.linalg.diagonal(self.G)
+            d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+            s, U = linalg.eigh(self.G / (d[:, None] * d[None, :]))
             top = float(s[-1]) if self.n else 0.0
-            k = int(self.xp.count_nonzero(s > self.tau * top)) if top > 0 else 0
-            self._root = (U[:, self.n - k:], self.xp.sqrt(s[self.n - k:]))
+            k = int(xp.count_nonzero(s > self.tau * top)) if top > 0 else 0
+            self._root = (U[:, self.n - k:], xp.sqrt(s[self.n - k:]), d)
         return self._root
 
     def _eig_core(self, vectors: bool):
-        """Eigen-decomposition of S = R C R^T; returns (mu, W or None), eq. (25)."""
-        U, sq = self.root()
-        R = sq[:, None] * self.xp.matrix_transpose(U)
+        """Eigen-decomposition of S = R C R^T, R = diag(sqrt s) U^T D; (mu, W or None), eq. (25)."""
+        U, sq, d = self.root()
+        R = sq[:, None] * self.xp.matrix_transpose(U) * d[None, :]
         S = R @ self.C @ self.xp.matrix_transpose(R)
         S = 0.5 * (S + self.xp.matrix_transpose(S))
         if S.shape[0] == 0:
@@ -82,18 +104,41 @@ class LowRank:
             return linalg.eigh(S)
         return linalg.eigvalsh(S), None
 
+    @property
+    def route(self) -> str:
+        """The basis of range(A^T) in use: ``"qr"`` or ``"gram"`` (see :data:`ROUTES`)."""
+        if self._route != "auto":
+            return self._route
+        return "qr" if self.n * self.num_params <= QR_MAX_ENTRIES else "gram"
+
+    def qr_basis(self):
+        """(Q_1, R_1) with A^T = Q_1 R_1 (reduced QR, Q_1 of shape (P, min(P, n))), eq. (25b)."""
+        if self._qr is None:
+            xp = self.xp
+            eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
+            self._qr = tuple(xp.linalg.qr(xp.matrix_transpose(self.adjoint(eye))))
+        return self._qr
+
+    def _qr_core(self, vectors: bool):
+        """Eigen-decomposition of S' = R_1 C R_1^T; H = Q_1 S' Q_1^T exactly, eq. (25b)."""
+        R1 = self.qr_basis()[1]
+        S = R1 @ self.C @ self.xp.matrix_transpose(R1)
+        S = 0.5 * (S + self.xp.matrix_transpose(S))
+        return linalg.eigh(S) if vectors else (linalg.eigvalsh(S), None)
+
     def eigh(self, vectors: bool = False) -> Spectrum:
         """Exact eigenvalues of H (those that can be non-zero) and the count of exact zeros.
 
         Args:
-            vectors: also return the orthonormal eigenvectors Q W, shape (P, n').
+            vectors: also return orthonormal eigenvectors Q_1 W (P x n'); always computed on
+                the QR basis (eq. (25b)), which holds a P x n array.
         """
-        mu, Wv = self._eig_core(vectors)
-        Q = None
         if vectors:
-            U, sq = self.root()
-            Q = self.xp.matrix_transpose(self.adjoint(self.xp.matrix_transpose(U / sq @ Wv)))
-        return Spectrum(mu, self.num_params - int(mu.shape[0]), Q)
+            mu, Wv = self._qr_core(vectors=True)
+            return Spectrum(mu, self.num_params - int(mu.shape[0]), self.qr_basis()[0] @ Wv)
+        core = self._qr_core if self.route == "qr" else self._eig_core
+        mu = core(vectors=False)[0]
+        return Spectrum(mu, self.num_params - int(mu.shape[0]))
 
     def newton(self, damping: float, spectral: str | Callable = "none"):
         """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (26)-(27)."""
@@ -101,11 +146,17 @@ class LowRank:
         spectral = check_spectral(spectral)
         if spectral == "none":
             return self._push_through(lam)
+        xp = self.xp
+        if self.route == "qr":
+            Q1, R1 = self.qr_basis()
+            mu, Wv = self._qr_core(vectors=True)
+            c = xp.matrix_transpose(Wv) @ (R1 @ self.u)
+            return -(Q1 @ (Wv @ (c / (adjust(spectral, mu) + lam))))
         mu, Wv = self._eig_core(vectors=True)
-        U, sq = self.root()
-        c = self.xp.matrix_transpose(Wv) @ (sq * (self.xp.matrix_transpose(U) @ self.u))
+        U, sq, d = self.root()
+        c = xp.matrix_transpose(Wv) @ (sq * (xp.matrix_transpose(U) @ (d * self.u)))
         c = c / (adjust(spectral, mu) + lam)
-        return -self.adjoint(((U / sq) @ (Wv @ c))[None, :])[0, :]
+        return -self.adjoint((((U / sq) @ (Wv @ c)) / d)[None, :])[0, :]
 
     def _push_through(self, lam: float):
         """d = -A^T (C G + lam I)^{-1} u, eq. (26), with singularity and descent checks."""

@@ -1,0 +1,80 @@
+"""Public hypothesis strategies for property tests of MLP curvature code.
+
+Requires ``hypothesis`` (``pip install esso_ref[test]``). Example::
+
+    from hypothesis import given
+    from esso_ref.testing import networks
+
+    @given(networks())
+    def test_my_gradient(problem):
+        net, theta, X, y = problem
+        assert_allclose(my_gradient(net, theta, X, y), net.gradient(theta, X, y))
+
+Draws are tuned to be well conditioned: parameters come from ``net.init(seed)`` (PyTorch's
+default scale), inputs are standard normal, so losses, gradients and curvatures stay O(1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from hypothesis import strategies as st
+
+from .activations import ACTIVATIONS
+from .backend import device_of, host_normal, namespace
+from .losses import LOSSES
+from .mlp import MLP
+from .problems import random_problem
+
+__all__ = ["Problem", "directions", "mlp_specs", "networks"]
+
+
+class Problem(NamedTuple):
+    """A network with a point and a batch: ``net, theta, X, y``."""
+
+    net: MLP
+    theta: Any
+    X: Any
+    y: Any
+
+
+@st.composite
+def mlp_specs(draw, max_layers: int = 4, max_width: int = 8, activations=None, losses=None,
+              bias=None) -> MLP:
+    """Networks: 1..max_layers layers, widths 1..max_width, any activation / loss / bias.
+
+    Args:
+        draw: hypothesis' draw function (supplied by ``st.composite``).
+        max_layers: largest L.
+        max_width: largest width n_l.
+        activations: names to draw from (all by default).
+        losses: names to draw from (all by default).
+        bias: True / False to fix it, None to draw it.
+    """
+    L = draw(st.integers(1, max_layers))
+    sizes = draw(st.lists(st.integers(1, max_width), min_size=L + 1, max_size=L + 1))
+    activation = draw(st.sampled_from(sorted(activations or ACTIVATIONS)))
+    loss = draw(st.sampled_from(sorted(losses or LOSSES)))
+    if loss == "cross_entropy" and sizes[-1] == 1:
+        sizes[-1] = 2  # one class makes a constant loss; keep the draw informative
+    with_bias = draw(st.booleans()) if bias is None else bias
+    return MLP(sizes, activation, loss, bias=with_bias)
+
+
+@st.composite
+def networks(draw, max_batch: int = 5, dtype: str = "float64", xp=None, device=None,
+             **spec_kw) -> Problem:
+    """(net, theta, X, y) with a network from :func:`mlp_specs` and a batch of 1..max_batch."""
+    net = draw(mlp_specs(**spec_kw))
+    batch = draw(st.integers(1, max_batch))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return Problem(net, *random_problem(net, batch, seed, dtype, xp=xp, device=device))
+
+
+@st.composite
+def directions(draw, problem: Problem):
+    """A standard normal direction v in parameter space, on theta's backend."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    xp, theta = namespace(problem.theta), problem.theta
+    host = host_normal(seed, (problem.net.num_params,))
+    return xp.asarray(host, dtype=theta.dtype, device=device_of(theta))

@@ -1,0 +1,68 @@
+"""Activations: derivatives against the complex step, stability, complex inputs."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from esso_ref.activations import ACTIVATIONS, get_activation
+
+from .conftest import EPS
+
+Z = np.linspace(-6.0, 6.0, 241)
+H = 1e-30
+SCALE = float(np.max(np.abs(Z)))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_first_derivative_matches_complex_step(name):
+    act = ACTIVATIONS[name]
+    z = Z + 1e-3  # keep off relu's kink at 0
+    cs = np.imag(act.f(z + 1j * H)) / H
+    # both sides carry round-off ~ eps |z| (e.g. 1 + tanh(u) cancels in gelu's tail)
+    assert np.max(np.abs(act.df(z) - cs)) <= 8 * EPS * SCALE
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_second_derivative_matches_complex_step(name):
+    act = ACTIVATIONS[name]
+    z = Z + 1e-3
+    cs = np.imag(act.df(z + 1j * H)) / H
+    assert np.max(np.abs(act.d2f(z) - cs)) <= 16 * EPS * SCALE
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_finite_without_warnings_up_to_1e3(name):
+    act = ACTIVATIONS[name]
+    z = np.array([-1e3, -700.0, -40.0, -1e-8, 0.0, 1e-8, 40.0, 700.0, 1e3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn in (act.f, act.df, act.d2f):
+            for arg in (z, z + 1j * H):
+                assert np.all(np.isfinite(fn(arg)))
+
+
+def test_closed_forms_at_known_points():
+    sig = ACTIVATIONS["sigmoid"]
+    assert sig.f(np.array([0.0]))[0] == 0.5
+    # sigmoid(-30) = 1 / (1 + e^30): accurate in the far tail, not just absolutely small
+    assert abs(sig.f(np.array([-30.0]))[0] / (1.0 / (1.0 + np.exp(30.0))) - 1.0) < 4 * EPS
+    sp = ACTIVATIONS["softplus"]
+    assert abs(sp.f(np.array([1e3]))[0] - 1e3) == 0.0
+    assert abs(sp.f(np.array([0.0]))[0] - np.log(2.0)) < 2 * EPS
+    gelu = ACTIVATIONS["gelu"]
+    x = np.array([0.7])
+    ref = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    assert np.allclose(gelu.f(x), ref, rtol=2 * EPS, atol=0)
+
+
+def test_relu_branches_on_real_part():
+    relu = ACTIVATIONS["relu"]
+    z = np.array([-1.0 + 1e-30j, 2.0 + 1e-30j])
+    out = relu.f(z)
+    assert out[0] == 0 and out[1].imag == 1e-30
+
+
+def test_unknown_activation_lists_valid_names():
+    with pytest.raises(ValueError, match=r"expected an activation in \[.*'tanh'.*\], got 'tahn'"):
+        get_activation("tahn")
