@@ -95,7 +95,8 @@ def check_vector(name: str, v: Any, size: int, like: Any) -> Any:
     if tuple(v.shape) != (size,):
         raise ValueError(f"expected {name} of shape ({size},), got {tuple(v.shape)}")
     if v.dtype != like.dtype:
-        raise TypeError(f"expected {name} of dtype {dtype_name(like)} (theta's), got {dtype_name(v)}")
+        raise TypeError(
+            f"expected {name} of dtype {dtype_name(like)} (theta's), got {dtype_name(v)}")
     check_finite(name, v)
     return v
 
@@ -159,7 +160,8 @@ def _check_labels(y, B: int, nL: int, single: bool, xp):
         host = to_host(y)
         i = int(np.argwhere((host < 0) | (host >= nL))[0, 0])
         raise ValueError(
-            f"expected labels in [0, {nL - 1}] (n_L = {nL} classes), got {int(host[i])} at index {i}"
+            f"expected labels in [0, {nL - 1}] (n_L = {nL} classes), "
+            f"got {int(host[i])} at index {i}"
         )
     return y
 

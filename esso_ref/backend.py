@@ -14,7 +14,17 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["device_of", "get_namespace", "host_integers", "host_normal", "host_uniform", "namespace", "namespace_name", "to_host", "to_namespace"]
+__all__ = [
+    "device_of",
+    "get_namespace",
+    "host_integers",
+    "host_normal",
+    "host_uniform",
+    "namespace",
+    "namespace_name",
+    "to_host",
+    "to_namespace",
+]
 
 _MODULES = {"numpy": "numpy", "cupy": "cupy", "array_api_strict": "array_api_strict"}
 

@@ -21,7 +21,7 @@ __all__ = ["MLP", "flatten"]
 
 
 def flatten(params: list) -> Any:
-    """Stack [(W_1, b_1), ..., (W_L, b_L)] into theta (W_l row-major, then b_l), eq. (9).
+    """Stack [(W_1, b_1), ..., (W_L, b_L)] into theta (W_l row-major, then b_l), eq. (3).
 
     Leading batch dimensions are kept: W_l of shape (k, n_l, n_{l-1}) gives theta (k, P).
     Entries b_l may be None (networks without biases).
@@ -91,7 +91,7 @@ class MLP:
 
     @property
     def rank_bound(self) -> int:
-        """r = n_L + 2 (n_1 + ... + n_{L-1}): rows of the factor A of one sample, eq. (20)."""
+        """R = n_L + 2 (n_1 + ... + n_{L-1}): rows of the factor A of one sample, eq. (15)."""
         return self.sizes[-1] + 2 * sum(self.sizes[1:-1])
 
     def layer_slice(self, l: int) -> slice:
@@ -155,7 +155,8 @@ class MLP:
         check_real_float("theta", theta)
         if tuple(theta.shape) != (self.num_params,):
             raise ValueError(
-                f"expected theta of shape ({self.num_params},) for {self!r}, got {tuple(theta.shape)}"
+                f"expected theta of shape ({self.num_params},) for {self!r}, "
+                f"got {tuple(theta.shape)}"
             )
         check_finite("theta", theta)
         return theta

@@ -1,4 +1,4 @@
-r"""Forward and backward passes of an MLP on a batch (docs/math.md, eqs. (1)-(3), (7)-(8)).
+r"""Forward and backward passes of an MLP on a batch (docs/math.md, eqs. (1), (7)-(8)).
 
 Rows are samples: ``a[l]`` and ``z[l]`` have shape (B, n_l). Lists are indexed by the layer
 number l of docs/math.md, with ``None`` in the unused slot 0 (``z[0]``, ``W[0]``, ``delta[0]``),

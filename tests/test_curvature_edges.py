@@ -50,7 +50,7 @@ def test_zero_gradient_gives_zero_direction():
     net = er.MLP([3, 4, 2], "tanh", "mse")
     theta, X, _ = random_problem(net, 2, 0)
     y = net.predict(theta, X)  # residual 0: g = 0 and delta_l = 0 (K rows of G vanish)
-    H, g = _agree_with_dense(net, theta, X, y)
+    _H, g = _agree_with_dense(net, theta, X, y)
     assert np.all(g == 0)
     for spectral in ("none", "abs", "clip"):
         assert np.all(er.newton_direction(net, theta, X, y, 1e-3, spectral) == 0)
@@ -59,7 +59,7 @@ def test_zero_gradient_gives_zero_direction():
 def test_dead_relus():
     net = er.MLP([3, 5, 4, 3], "relu", "cross_entropy")
     theta, X, y = random_problem(net, 3, 1)
-    (W1, b1), _, _ = net.unflatten(theta)
+    (_W1, b1), _, _ = net.unflatten(theta)
     b1[:3] = -50.0  # three of five first-layer units dead on every sample
     spec = er.eigenvalues(net, theta, X, y)
     assert spec.num_zeros > net.num_params - 3 * net.rank_bound
@@ -180,5 +180,5 @@ def test_hvp_direction_checked(problem):
 
 def test_net_type_checked(problem):
     _, theta, X, y = problem
-    with pytest.raises(TypeError, match="expected net to be an esso_ref.MLP, got str"):
+    with pytest.raises(TypeError, match=r"expected net to be an esso_ref\.MLP, got str"):
         er.hessian("net", theta, X, y)

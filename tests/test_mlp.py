@@ -19,7 +19,7 @@ def test_init_is_seeded_and_uses_pytorch_bounds():
     net = er.MLP([4, 3, 2])
     a, b = net.init(seed=5), net.init(seed=5)
     assert np.array_equal(a, b) and not np.array_equal(a, net.init(seed=6))
-    (W1, b1), (W2, b2) = net.unflatten(a)
+    (W1, b1), (W2, _b2) = net.unflatten(a)
     assert np.max(np.abs(W1)) <= 0.5 and np.max(np.abs(b1)) <= 0.5
     assert np.max(np.abs(W2)) <= 1 / np.sqrt(3)
     assert net.init(0, dtype="float32").dtype == np.float32

@@ -115,6 +115,6 @@ def test_init_errors():
 
 
 def test_not_an_array(ce):
-    net, theta, X, y = ce
+    net, theta, _X, y = ce
     with pytest.raises(TypeError, match="expected X to be an array, got str"):
         net.loss(theta, "abc", y)

@@ -4,9 +4,9 @@ from .api import METHODS, eigenvalues, newton_direction
 from .dense import hessian
 from .factor import CURVATURES, HessianFactor, hessian_factor
 from .hvp import hvp
-from .per_sample import per_sample_directions
 from .linalg import LinAlgError
 from .lowrank import NotDescentWarning, SingularCurvatureError
+from .per_sample import per_sample_directions
 from .spectral import SPECTRAL, Spectrum
 
 __all__ = [

@@ -1,8 +1,8 @@
 r"""Public curvature entry points: exact spectra and damped Newton directions (docs/math.md).
 
-``method`` picks the route: ``"structured"`` (H = A^T C A, eqs. (24)-(27)), ``"dense"`` (P x P
-from HVP columns, eq. (13)) or ``"layerwise"`` (block-diagonal Kronecker form, eqs. (34)-(37)).
-``curvature`` picks the matrix: the Hessian, or the Gauss-Newton matrix J^T Lam J (eq. (33)).
+``method`` picks the route: ``"structured"`` (H = A^T C A, eqs. (24)-(28)), ``"dense"`` (P x P
+from HVP columns, eq. (12)) or ``"layerwise"`` (block-diagonal Kronecker form, eqs. (30)-(33)).
+``curvature`` picks the matrix: the Hessian, or the Gauss-Newton matrix J^T Lam J (eq. (37)).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _dense_matrix(state: State, curvature: str):
 def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "hessian"):
     """Exact eigenvalues of the batch-mean Hessian (or Gauss-Newton matrix).
 
-    Implements eqs. (24)-(25) (structured), (13) (dense) and (36) (layerwise).
+    Implements eqs. (24)-(26) (structured), (12) (dense) and (32) (layerwise).
 
     Args:
         net: the :class:`esso_ref.MLP`.
@@ -63,7 +63,7 @@ def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "
 
 
 def _dense_newton(H, g, lam: float, spectral):
-    """d = -(f(H) + lam I)^{-1} g on a dense matrix (reference route)."""
+    """D = -(f(H) + lam I)^{-1} g on a dense matrix (reference route)."""
     xp = array_api_compat.array_namespace(H)
     eye = xp.eye(H.shape[0], dtype=H.dtype, device=array_api_compat.device(H))
     if spectral == "none":
@@ -73,7 +73,7 @@ def _dense_newton(H, g, lam: float, spectral):
 
 
 def _layerwise_newton(state: State, lam: float, spectral, ggn: bool):
-    """Concatenated block Newton directions, eq. (37)."""
+    """Concatenated block Newton directions, eq. (33)."""
     M = backprop_M(state, ggn)
     parts = [layer_lowrank(state, l, M[l]).newton(lam, spectral) for l in range(1, state.L + 1)]
     return state.xp.concat(parts)
@@ -84,8 +84,8 @@ def newton_direction(net, theta, X, y, damping: float = 1e-3,
                      curvature: str = "hessian"):
     """Exact damped Newton direction d = -(f(H) + damping I)^{-1} g.
 
-    Implements eq. (26) (push-through, spectral ``"none"``), eq. (27) (spectral adjustment),
-    eq. (37) (layer blocks) and eq. (33) (Gauss-Newton).
+    Implements eq. (27) (push-through, spectral ``"none"``), eq. (28) (spectral adjustment),
+    eq. (33) (layer blocks) and eq. (37) (Gauss-Newton).
 
     Args:
         net: the :class:`esso_ref.MLP`.

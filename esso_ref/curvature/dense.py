@@ -1,6 +1,6 @@
-r"""Dense reference route: H from P Hessian-vector products (docs/math.md §4, eq. (13)).
+r"""Dense reference route: H from P Hessian-vector products (docs/math.md §4, eq. (12)).
 
-Column j of H is H e_j (eq. (12)); the P x P result is symmetrised, H = (H_raw + H_raw^T) / 2,
+Column j of H is H e_j (eq. (11)); the P x P result is symmetrised, H = (H_raw + H_raw^T) / 2,
 and the asymmetry |H_raw - H_raw^T|_F / |H_raw|_F is an independent round-off check.
 For small networks only: O(P^2) memory and O(P) passes.
 """
@@ -16,7 +16,7 @@ _CHUNK = 256
 
 
 def dense_state(state: State, symmetric: bool = True):
-    """Dense batch-mean Hessian (P x P) of a prepared state, from HVP columns in chunks."""
+    """Dense batch-mean Hessian (P x P) of a prepared state from HVP columns, eq. (12)."""
     xp, P = state.xp, state.net.num_params
     eye = state.eye(P)
     cols = [hvp_state(state, eye[j:min(j + _CHUNK, P), :]) for j in range(0, P, _CHUNK)]
@@ -25,7 +25,7 @@ def dense_state(state: State, symmetric: bool = True):
 
 
 def hessian(net, theta, X, y, symmetric: bool = True):
-    """Dense Hessian of the batch-mean loss from P Hessian-vector products, eq. (13).
+    """Dense Hessian of the batch-mean loss from P Hessian-vector products, eq. (12).
 
     Args:
         net: the :class:`esso_ref.MLP`.

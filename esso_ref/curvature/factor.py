@@ -1,14 +1,14 @@
-r"""The exact factorisation H = A^T C A of the batch-mean Hessian (docs/math.md §5, §9).
+r"""The exact factorisation H = A^T C A of the batch-mean Hessian (docs/math.md §6, §11).
 
 Per sample, A stacks the linear maps J_l v = zdot_l (l = 1..L) and K_l v = V_l^T delta_l
-(l = 2..L): r = n_L + 2 (n_1 + ... + n_{L-1}) rows, eq. (20). C is zero except, eq. (21),
+(l = 2..L): r = n_L + 2 (n_1 + ... + n_{L-1}) rows, eq. (15). C is zero except, eq. (16),
 
     C[J_L, J_L] = Lam,  C[J_l, J_l] = diag(phi''(z_l) * g_l) (l < L),
     C[K_l, J_{l-1}] = C[J_{l-1}, K_l] = diag(phi'(z_{l-1})) (l = 2..L).
 
-A mini-batch stacks the samples, eq. (31): A_B = [A_1; ...; A_B], C_B = (1/B) blockdiag(C_i).
-The Gauss-Newton matrix keeps only the J_L rows and C[J_L, J_L] = Lam, eq. (33). The gradient
-is g = A_B^T u with u_i = delta_L^i / B in the J_L slot, eq. (22).
+A mini-batch stacks the samples, eq. (34): A_B = [A_1; ...; A_B], C_B = (1/B) blockdiag(C_i).
+The Gauss-Newton matrix keeps only the J_L rows and C[J_L, J_L] = Lam, eq. (37). The gradient
+is g = A_B^T u with u_i = delta_L^i / B in the J_L slot, eq. (18).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Rows:
 
 
 def apply_A(state: State, rows: Rows, v):
-    """A v for directions v (k, P): returns (k, B, r), eqs. (10) and (19)."""
+    """A v for directions v (k, P): returns (k, B, r), eqs. (9) and (14)."""
     zdot, _, V = tangents(state, v)
     parts = [zdot[l] for l in rows.J]
     parts += [state.bwd.delta[l] @ V[l] for l in rows.K]
@@ -60,7 +60,7 @@ def apply_A(state: State, rows: Rows, v):
 
 
 def adjoint(state: State, rows: Rows, w, per_sample: bool = False):
-    """A^T w for w of shape (k, B, r), one backward pass with injected signals, eq. (23).
+    """A^T w for w of shape (k, B, r), one backward pass with injected signals, eq. (19).
 
     sigma_L = s_L, sigma_l = s_l + phi'(z_l) * (sigma_{l+1} W_{l+1});
     W_l-part = sum_i sigma_l a_{l-1}^T + delta_l t_l^T, b_l-part = sum_i sigma_l.
@@ -84,7 +84,7 @@ def adjoint(state: State, rows: Rows, w, per_sample: bool = False):
 
 
 def _outer(xp, sigma, a_prev, delta, t, per_sample: bool, bias: bool):
-    """(W_l-part, b_l-part) of eq. (23), summed over samples unless ``per_sample``."""
+    """(W_l-part, b_l-part) of eq. (19), summed over samples unless ``per_sample``."""
     if per_sample:
         dW = sigma[..., :, None] * a_prev[:, None, :]
         if t is not None:
@@ -97,7 +97,7 @@ def _outer(xp, sigma, a_prev, delta, t, per_sample: bool, bias: bool):
 
 
 def core(state: State, rows: Rows):
-    """Each sample's C_i (B, r, r), eq. (21), without the 1/B of the batch mean."""
+    """Each sample's C_i (B, r, r), eq. (16), without the 1/B of the batch mean."""
     B = state.B
     C = state.zeros((B, rows.r, rows.r))
     L = state.L
@@ -112,7 +112,7 @@ def core(state: State, rows: Rows):
 
 
 class HessianFactor(LowRank):
-    """H = A^T C A for a batch, exact and structured (eqs. (19)-(24), (31)-(33)).
+    """H = A^T C A for a batch, exact and structured (eqs. (14)-(26), (34)-(37)).
 
     A and A^T are applied as forward / backward passes; C and the Gram matrix G = A A^T are
     B r x B r matrices built from their closed forms (never from a P-sized object).
@@ -150,11 +150,11 @@ class HessianFactor(LowRank):
         return adjoint(self.state, self.rows, self.state.xp.reshape(w, (w.shape[0], B, r)))
 
     def gram(self):
-        """G = A A^T (B r x B r) from the structured formulas, eqs. (28)-(30)."""
+        """G = A A^T (B r x B r) from the structured formulas, eqs. (20)-(23)."""
         return self.G
 
     def core(self):
-        """C_B = (1/B) blockdiag(C_i) (B r x B r), eqs. (21), (31)."""
+        """C_B = (1/B) blockdiag(C_i) (B r x B r), eqs. (16), (34)."""
         return self.C
 
     def apply_A(self, v):
@@ -164,7 +164,7 @@ class HessianFactor(LowRank):
         return w[0, :] if single else w
 
     def apply_AT(self, w):
-        """A^T w for w of shape (B r,) or (k, B r); returns (P,) or (k, P), eq. (23)."""
+        """A^T w for w of shape (B r,) or (k, B r); returns (P,) or (k, P), eq. (19)."""
         single = w.ndim == 1
         out = self._adjoint_flat(w[None, :] if single else w)
         return out[0, :] if single else out
@@ -188,7 +188,7 @@ class HessianFactor(LowRank):
         return self.xp.matrix_transpose(A) @ self.C @ A
 
     def gradient(self):
-        """g = A^T u, eq. (22)."""
+        """G = A^T u, eq. (18)."""
         return self.apply_AT(self.u)
 
     def eigenvalues(self) -> Spectrum:
@@ -198,16 +198,16 @@ class HessianFactor(LowRank):
 
 def hessian_factor(net, theta, X, y, curvature: str = "hessian",
                    route: str = "auto") -> HessianFactor:
-    """The exact factorisation H = A^T C A of the batch-mean Hessian, eqs. (19)-(24).
+    """The exact factorisation H = A^T C A of the batch-mean Hessian, eqs. (14)-(26).
 
     Args:
         net: the :class:`esso_ref.MLP`.
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
-        curvature: ``"hessian"`` (default) or ``"ggn"`` (Gauss-Newton, eq. (33)).
+        curvature: ``"hessian"`` (default) or ``"ggn"`` (Gauss-Newton, eq. (37)).
         route: basis of range(A^T) for spectra and adjusted directions: ``"auto"`` (default),
-            ``"gram"`` (eqs. (24)-(25), no P x n array) or ``"qr"`` (eq. (25b), backward stable).
+            ``"gram"`` (eqs. (24)-(25), no P x n array) or ``"qr"`` (eq. (26), backward stable).
 
     Returns:
         The :class:`HessianFactor`: ``rank_bound``, ``gram()``, ``core()``, ``matvec(v)``,

@@ -1,7 +1,8 @@
-r"""The Gram matrix G = A A^T from closed forms, without any P-sized object (docs/math.md §5).
+r"""The Gram matrix G = A A^T from closed forms, without any P-sized object (docs/math.md §7).
 
 With the transfer matrices T_{l<-m} = dz_l/dz_m = W_l D_{l-1} ... W_{m+1} D_m (T_{m<-m} = I),
-eq. (28), and the rule <u a^T, u' a'^T> = (u . u')(a . a'), for samples i, j, eqs. (29)-(31):
+eq. (20), and the rule <u a^T, u' a'^T> = (u . u')(a . a'), for samples i, j,
+eqs. (21)-(23) and (35):
 
     G[J^i_l, J^j_k] = sum_{m <= min(l, k)} (ã^i_{m-1} . ã^j_{m-1}) T^i_{l<-m} (T^j_{k<-m})^T
     G[K^i_l, J^j_k] = a^j_{l-1} (T^j_{k<-l} delta^i_l)^T   for k >= l (0 for k < l)
@@ -16,7 +17,7 @@ __all__ = ["gram", "gram_per_sample", "transfer"]
 
 
 def transfer(state: State, m: int, keep) -> tuple:
-    """T_{l<-m} for the layers l >= m in ``keep``, stacked by rows: (B, R, n_m), eq. (28).
+    """T_{l<-m} for the layers l >= m in ``keep``, stacked by rows: (B, R, n_m), eq. (20).
 
     Returns:
         (T, first): the stacked matrices and the first kept layer.
@@ -39,7 +40,7 @@ def _span(rows, first: int) -> slice:
 
 
 def gram(state: State, rows):
-    """G = A_B A_B^T for the whole batch, (B r, B r), eqs. (29)-(31)."""
+    """G = A_B A_B^T for the whole batch, (B r, B r), eqs. (21)-(23), (35)."""
     xp, B, r = state.xp, state.B, rows.r
     G = state.zeros((B, r, B, r))
     for m in range(1, state.L + 1):

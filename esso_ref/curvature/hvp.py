@@ -1,12 +1,13 @@
-r"""Hessian-vector products by Pearlmutter's R-operator, derived by hand (docs/math.md §3).
+r"""Hessian-vector products by Pearlmutter's R-operator, derived by hand (docs/math.md §4).
 
-Forward tangents, eq. (10):
+Forward tangents, eq. (9):
     adot_0 = 0,  zdot_l = a_{l-1} V_l^T + c_l + adot_{l-1} W_l^T,  adot_l = phi'(z_l) * zdot_l.
-Backward, eq. (11):
+Backward, eq. (10):
     ddelta_L = Lam zdot_L,
     ddelta_l = phi''(z_l) * zdot_l * g_l + phi'(z_l) * (delta_{l+1} V_{l+1} + ddelta_{l+1} W_{l+1}).
-Result, eq. (12):
-    (Hv)_{W_l} = (1/B) sum_i (ddelta_l a_{l-1}^T + delta_l adot_{l-1}^T),  (Hv)_{b_l} = (1/B) sum_i ddelta_l.
+Result, eq. (11):
+    (Hv)_{W_l} = (1/B) sum_i (ddelta_l a_{l-1}^T + delta_l adot_{l-1}^T),
+    (Hv)_{b_l} = (1/B) sum_i ddelta_l.
 
 Directions may carry a leading batch axis: v of shape (k, P) gives k products at once.
 """
@@ -21,7 +22,7 @@ __all__ = ["hvp", "hvp_state", "tangents"]
 
 
 def tangents(state: State, v) -> tuple[list, list, list]:
-    """Forward tangents of eq. (10) for directions v of shape (k, P).
+    """Forward tangents of eq. (9) for directions v of shape (k, P).
 
     Returns:
         (zdot, adot, V): zdot[l] (k, B, n_l) for l = 1..L, adot[l] (k, B, n_l) for l < L
@@ -43,7 +44,7 @@ def tangents(state: State, v) -> tuple[list, list, list]:
 
 
 def hvp_state(state: State, v):
-    """H v for directions v of shape (k, P) (no validation); returns (k, P), eqs. (10)-(12)."""
+    """H v for directions v of shape (k, P) (no validation); returns (k, P), eqs. (9)-(11)."""
     xp, fwd, bwd, W = state.xp, state.fwd, state.bwd, state.W
     L = state.L
     zdot, adot, V = tangents(state, v)
@@ -64,7 +65,7 @@ def hvp_state(state: State, v):
 
 
 def hvp(net, theta, X, y, v):
-    """Hessian-vector product of the batch-mean loss, eqs. (10)-(12).
+    """Hessian-vector product of the batch-mean loss, eqs. (9)-(11).
 
     Costs about two gradient evaluations; no P x P object is formed.
 

@@ -1,17 +1,17 @@
-r"""Layer blocks of the Hessian in closed Kronecker form (docs/math.md §8).
+r"""Layer blocks of the Hessian in closed Kronecker form (docs/math.md §10).
 
-For one sample, the diagonal block of layer l in the [W_l | b_l] ordering is, eq. (34),
+For one sample, the diagonal block of layer l in the [W_l | b_l] ordering is, eq. (30),
 
     H_ll = M_l (x) ã_{l-1} ã_{l-1}^T,
-    M_L = Lam,  M_l = D_l W_{l+1}^T M_{l+1} W_{l+1} D_l + diag(phi''(z_l) * g_l)   (eq. (35))
+    M_L = Lam,  M_l = D_l W_{l+1}^T M_{l+1} W_{l+1} D_l + diag(phi''(z_l) * g_l)   (eq. (31))
 
 (the Gauss-Newton block drops the diag term). Its eigenvalues are |ã_{l-1}|^2 eig(M_l) and 0
-with multiplicity n_l n_{l-1}, eq. (36), and the block Newton direction is, eq. (37),
+with multiplicity n_l n_{l-1}, eq. (32), and the block Newton direction is, eq. (33),
 x = V diag(1 / (f(c mu) + lam)) V^T delta_l, dW_l = -x a_{l-1}^T, db_l = -x (c = |ã_{l-1}|^2).
 
 A mini-batch block (1/B) sum_i M^i_l (x) ã^i ã^i^T is the factorisation A^T C A with
 A = [I (x) ã^1^T; ...], C = (1/B) blockdiag(M^i_l) and G = (ã^i . ã^j) I: the B n_l x B n_l
-route of eqs. (24)-(27), which for B = 1 is exactly eqs. (36)-(37).
+route of eqs. (24)-(28), which for B = 1 is exactly eqs. (32)-(33).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["backprop_M", "layer_block_dense", "layer_lowrank", "layer_spectra"]
 
 
 def backprop_M(state: State, ggn: bool = False) -> list:
-    """[None, M_1, ..., M_L]: each sample's pre-activation Hessian, (B, n_l, n_l), eq. (35)."""
+    """[None, M_1, ..., M_L]: each sample's pre-activation Hessian, (B, n_l, n_l), eq. (31)."""
     xp, L = state.xp, state.L
     M = [None] * (L + 1)
     M[L] = state.Lam
@@ -57,7 +57,7 @@ def layer_lowrank(state: State, l: int, M_l) -> LowRank:
 
 
 def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:
-    """Exact eigenvalues of every layer block, eq. (36); one :class:`Spectrum` per layer."""
+    """Exact eigenvalues of every layer block, eq. (32); one :class:`Spectrum` per layer."""
     xp = state.xp
     M = backprop_M(state, ggn)
     out = []

@@ -1,4 +1,4 @@
-r"""Exact spectrum and Newton direction of H = A^T C A from r x r matrices (docs/math.md §6-§7).
+r"""Exact spectrum and Newton direction of H = A^T C A from r x r matrices (docs/math.md §8-§9).
 
 Given the core C (n x n), the Gram matrix G = A A^T (n x n), the gradient's coordinates u
 (g = A^T u) and a routine applying A^T, everything is computed in n-space plus one A^T pass:
@@ -7,9 +7,9 @@ Given the core C (n x n), the Gram matrix G = A A^T (n x n), the gradient's coor
   ReLUs or delta_l = 0, loses only directions with A^T w = 0 up to round-off);
   R = diag(sqrt(s)) U^T, S = R C R^T = W diag(mu) W^T. The mu are the eigenvalues of H that can
   be non-zero; the remaining P - n' are exactly zero. Eigenvectors Q W, Q = A^T U diag(s^{-1/2}).
-- eq. (26), push-through: d = -(H + lam I)^{-1} g = -A^T (C G + lam I)^{-1} u.
-- eq. (27), spectral adjustment: d_f = -Q W diag(1 / (f(mu) + lam)) W^T R u.
-- eq. (25b), QR basis: A^T = Q_1 R_1, H = Q_1 (R_1 C R_1^T) Q_1^T, d_f = -Q_1 W' diag(1 /
+- eq. (27), push-through: d = -(H + lam I)^{-1} g = -A^T (C G + lam I)^{-1} u.
+- eq. (28), spectral adjustment: d_f = -Q W diag(1 / (f(mu) + lam)) W^T R u.
+- eq. (26), QR basis: A^T = Q_1 R_1, H = Q_1 (R_1 C R_1^T) Q_1^T, d_f = -Q_1 W' diag(1 /
   (f(mu) + lam)) W'^T R_1 u. Backward stable; used while the P x n array A^T is affordable.
 """
 
@@ -29,7 +29,7 @@ __all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank", "NotDescentWarning", "Singular
 
 ROUTES = ("auto", "gram", "qr")
 """``"gram"``: eqs. (24)-(25), O(n^3 + P n') time, no P x n array; accuracy degrades like
-eps cond(G) in weakly represented directions. ``"qr"``: eq. (25b), A^T = Q_1 R_1 materialised,
+eps cond(G) in weakly represented directions. ``"qr"``: eq. (26), A^T = Q_1 R_1 materialised,
 O(P n^2), backward stable. ``"auto"``: ``"qr"`` while P n <= :data:`QR_MAX_ENTRIES`."""
 
 QR_MAX_ENTRIES = 2**24
@@ -112,7 +112,7 @@ class LowRank:
         return "qr" if self.n * self.num_params <= QR_MAX_ENTRIES else "gram"
 
     def qr_basis(self):
-        """(Q_1, R_1) with A^T = Q_1 R_1 (reduced QR, Q_1 of shape (P, min(P, n))), eq. (25b)."""
+        """(Q_1, R_1) with A^T = Q_1 R_1 (reduced QR, Q_1 of shape (P, min(P, n))), eq. (26)."""
         if self._qr is None:
             xp = self.xp
             eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
@@ -120,7 +120,7 @@ class LowRank:
         return self._qr
 
     def _qr_core(self, vectors: bool):
-        """Eigen-decomposition of S' = R_1 C R_1^T; H = Q_1 S' Q_1^T exactly, eq. (25b)."""
+        """Eigen-decomposition of S' = R_1 C R_1^T; H = Q_1 S' Q_1^T exactly, eq. (26)."""
         R1 = self.qr_basis()[1]
         S = R1 @ self.C @ self.xp.matrix_transpose(R1)
         S = 0.5 * (S + self.xp.matrix_transpose(S))
@@ -131,7 +131,7 @@ class LowRank:
 
         Args:
             vectors: also return orthonormal eigenvectors Q_1 W (P x n'); always computed on
-                the QR basis (eq. (25b)), which holds a P x n array.
+                the QR basis (eq. (26)), which holds a P x n array.
         """
         if vectors:
             mu, Wv = self._qr_core(vectors=True)
@@ -141,7 +141,7 @@ class LowRank:
         return Spectrum(mu, self.num_params - int(mu.shape[0]))
 
     def newton(self, damping: float, spectral: str | Callable = "none"):
-        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (26)-(27)."""
+        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (27)-(28)."""
         lam = check_damping(damping)
         spectral = check_spectral(spectral)
         if spectral == "none":
@@ -159,7 +159,7 @@ class LowRank:
         return -self.adjoint((((U / sq) @ (Wv @ c)) / d)[None, :])[0, :]
 
     def _push_through(self, lam: float):
-        """d = -A^T (C G + lam I)^{-1} u, eq. (26), with singularity and descent checks."""
+        """D = -A^T (C G + lam I)^{-1} u, eq. (27), with singularity and descent checks."""
         xp = self.xp
         eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
         try:

@@ -1,8 +1,8 @@
-r"""Every sample's own exact damped Newton direction, in one stacked call (docs/math.md §9).
+r"""Every sample's own exact damped Newton direction in one stacked call (docs/math.md eq. (36)).
 
 For samples i = 1..B, d_i = -(f(H_i) + lam I)^{-1} g_i with H_i = A_i^T C_i A_i the Hessian of
 sample i's own loss l_i. The B systems of size r are solved together: stacked
-``solve(C_i G_i + lam I, u_i)`` (eq. (26)) or stacked ``eigh`` of G_i and S_i (eq. (27)), then
+``solve(C_i G_i + lam I, u_i)`` (eq. (27)) or stacked ``eigh`` of G_i and S_i (eq. (28)), then
 one backward pass returns all B directions. Gram truncation (eq. (24)) is done by masking:
 1/sqrt(s) is set to 0 for s <= r eps max(s), which drops exactly the same directions.
 """
@@ -35,7 +35,7 @@ def _masked_root(state: State, G, r: int):
 
 
 def _solve_adjusted(state: State, C, G, u, lam: float, spectral, r: int):
-    """x_i = U_i diag(1/sqrt(s_i)) W_i diag(1/(f(mu_i)+lam)) W_i^T R_i u_i, stacked (eq. (27))."""
+    """x_i = U_i diag(1/sqrt(s_i)) W_i diag(1/(f(mu_i)+lam)) W_i^T R_i u_i, stacked (eq. (28))."""
     xp = state.xp
     U, sq, inv_sq = _masked_root(state, G, r)
     R = sq[:, :, None] * xp.matrix_transpose(U)
@@ -48,7 +48,7 @@ def _solve_adjusted(state: State, C, G, u, lam: float, spectral, r: int):
 
 def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
                           spectral: str | Callable = "none", curvature: str = "hessian"):
-    """Each sample's exact damped Newton direction, all B in one stacked call, eqs. (26)-(27).
+    """Each sample's exact damped Newton direction, all in one stacked call, eqs. (27)-(28), (36).
 
     Args:
         net: the :class:`esso_ref.MLP`.

@@ -1,6 +1,6 @@
-r"""Spectra and spectral adjustments f(mu) of the damped Newton direction (docs/math.md §7).
+r"""Spectra and spectral adjustments f(mu) of the damped Newton direction (docs/math.md §9).
 
-The adjusted direction is d_f = -V diag(1 / (f(mu) + lam)) V^T g (eq. (27)). Built-in choices:
+The adjusted direction is d_f = -V diag(1 / (f(mu) + lam)) V^T g (eq. (28)). Built-in choices:
 
 - ``"none"``: f(mu) = mu, plain damped Newton, solved without an eigendecomposition;
 - ``"abs"``: f(mu) = |mu|, the absolute ("saddle-free") Hessian;

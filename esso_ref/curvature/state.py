@@ -1,6 +1,6 @@
 r"""Everything the curvature routes need at (theta, X, y), computed once.
 
-docs/math.md, eqs. (1)-(8) and (12): the forward cache, the backward signals delta_l and g_l,
+docs/math.md, eqs. (1)-(8) and (16): the forward cache, the backward signals delta_l and g_l,
 the loss Hessians Lam_i in the logits, and the activation-curvature weights
 h_l = phi''(z_l) * g_l that form the diagonal blocks of C.
 """

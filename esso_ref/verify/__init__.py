@@ -35,6 +35,7 @@ def verify(net, theta, X, y, *, damping: float = 1e-3, checks="all",
            max_dense_params: int = 2000, seed: int = 0) -> Report:
     """Check every curvature quantity of ``net`` at (theta, X, y) against independent routes.
 
+    Oracles: the complex step, eq. (38), and Richardson central differences, eq. (39).
     Groups: ``gradient`` (complex step, Richardson), ``hvp`` (complex step, Richardson,
     symmetry), ``hessian`` (symmetry of HVP columns), ``factor`` (A^T C A vs dense, structured
     Gram vs materialised, adjoint test), ``spectrum`` (structured vs dense, trace and Frobenius

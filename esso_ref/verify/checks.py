@@ -109,9 +109,9 @@ def check_hvp(ctx: Context) -> list[Check]:
     sym = abs(float(xp.vecdot(u, Hv) - xp.vecdot(v, Hu))) / float(
         xp.linalg.vector_norm(u) * xp.linalg.vector_norm(Hv))
     return [
-        ctx.compare("hvp/complex_step", "R-operator eq. (12)", "complex step eq. (38)",
+        ctx.compare("hvp/complex_step", "R-operator eq. (11)", "complex step eq. (38)",
                     (Hv, oracles.complex_step_hvp(net, th, X, y, v)), TOL_EXACT),
-        ctx.compare("hvp/richardson", "R-operator eq. (12)", "central diff eq. (39)",
+        ctx.compare("hvp/richardson", "R-operator eq. (11)", "central diff eq. (39)",
                     (Hv, oracles.richardson_hvp(net, th, X, y, v)), TOL_FD),
         Check.compare("hvp/symmetry", "u.(Hv)", "v.(Hu)", sym, TOL_EXACT, ctx.eps,
                       "|u.Hv - v.Hu| / (|u| |Hv|)"),
@@ -140,14 +140,16 @@ def check_factor(ctx: Context) -> list[Check]:
     rows = [Check.compare("factor/adjoint", "<Av, w>", "<v, A^T w>", adj, TOL_ADJOINT, ctx.eps,
                           "|<Av,w> - <v,A^T w>| / (|Av| |w|)")]
     if not ctx.dense_ok:
-        return rows + [ctx.skip("factor/dense", "A^T C A", "HVP columns"),
-                       ctx.skip("factor/gram", "structured G", "A A^T materialised")]
+        return [*rows, ctx.skip("factor/dense", "A^T C A", "HVP columns"),
+                ctx.skip("factor/gram", "structured G", "A A^T materialised")]
     A = f.materialize_A()
-    return rows + [
-        ctx.compare("factor/dense", "A^T C A eq. (19)", "HVP columns eq. (13)",
-                    (xp.matrix_transpose(A) @ f.C @ A, ctx.dense()), TOL_EXACT),
-        ctx.compare("factor/gram", "structured G eq. (29)", "A A^T materialised",
-                    (f.gram(), A @ xp.matrix_transpose(A)), TOL_EXACT),
+    AtCA, AAt = xp.matrix_transpose(A) @ f.C @ A, A @ xp.matrix_transpose(A)
+    return [
+        *rows,
+        ctx.compare("factor/dense", "A^T C A eq. (17)", "HVP columns eq. (12)",
+                    (AtCA, ctx.dense()), TOL_EXACT),
+        ctx.compare("factor/gram", "structured G eq. (21)", "A A^T materialised",
+                    (f.gram(), AAt), TOL_EXACT),
     ]
 
 
@@ -189,9 +191,9 @@ def _layer_block_checks(ctx: Context, H) -> list[Check]:
         eig_err = max(eig_err, float(xp.max(xp.abs(spec.full() - ev))) / scale)
     r_block = ctx.state.B * max(net.sizes[1:])
     return [
-        Check.compare("spectrum/layer_blocks", "M_l (x) ã ã^T eq. (34)", "dense block",
+        Check.compare("spectrum/layer_blocks", "M_l (x) ã ã^T eq. (30)", "dense block",
                       block_err, TOL_EXACT, ctx.eps, "max over layers, relative"),
-        Check.compare("spectrum/layer_eigenvalues", "|ã|^2 eig(M_l) eq. (36)",
+        Check.compare("spectrum/layer_eigenvalues", "|ã|^2 eig(M_l) eq. (32)",
                       "eigvalsh(dense block)", eig_err, 50.0 * r_block, ctx.eps,
                       "max|mu - mu_dense| / |H_ll|_2"),
     ]
@@ -249,7 +251,7 @@ def check_newton(ctx: Context) -> list[Check]:
                     d = _direction(ctx, method, curvature, spectral)
                 berr, gd = _backward_error(ctx, M, d, g, spectral)
                 name = f"newton/{method}/{curvature}/{spectral}"
-                rows.append(Check.compare(name, f"{method} eq. (26)-(27)", "dense f(H) + lam I",
+                rows.append(Check.compare(name, f"{method} eq. (27)-(28)", "dense f(H) + lam I",
                                           berr, TOL_BACKWARD, ctx.eps, "normwise backward error"))
                 if spectral != "none" and float(ctx.xp.vecdot(g, g)) > 0:
                     rows.append(Check.compare(f"{name}/descent", "g.d", "< 0",

@@ -48,8 +48,11 @@ def complex_step_hvp(net, theta, X, y, v, h: float = 1e-30):
 
 
 def _kink_safe(net, theta, X, E, h: float) -> float:
-    """Largest h' = h / 4^k (down to 1e-9 h) such that no hidden pre-activation changes sign
-    between theta and theta +- h' E (rows of E are directions); h itself for smooth phi."""
+    """The largest step h' = h / 4^k that crosses no kink of phi (h for smooth phi).
+
+    No hidden pre-activation may change sign between theta and theta +- h' E (rows of E are
+    directions); the search stops at 1e-9.
+    """
     if not net.act.kink:
         return h
     xp = namespace(theta)

@@ -1,0 +1,83 @@
+"""docs/math.md and the code cite each other: every reference resolves both ways."""
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import esso_ref
+
+MATH = (Path(__file__).resolve().parents[1] / "docs" / "math.md").read_text(encoding="utf-8")
+DEFINED = {int(n) for n in re.findall(r"\\tag\{(\d+)\}", MATH)}
+CITE = re.compile(r"eqs?\.\s*((?:\(\d+\)(?:\s*(?:-|,|and|to)\s*)?)+)")
+
+
+def _cited(text: str) -> set[int]:
+    out = set()
+    for group in CITE.findall(text or ""):
+        nums = [int(n) for n in re.findall(r"\((\d+)\)", group)]
+        out.update(nums)
+        for a, b in re.findall(r"\((\d+)\)\s*-\s*\((\d+)\)", group):
+            out.update(range(int(a), int(b) + 1))
+    return out
+
+
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(dotted)
+
+
+def _modules():
+    yield esso_ref
+    for info in pkgutil.walk_packages(esso_ref.__path__, "esso_ref."):
+        if info.name != "esso_ref.testing":
+            yield importlib.import_module(info.name)
+
+
+def test_equations_are_numbered_consecutively():
+    assert sorted(DEFINED) == list(range(1, max(DEFINED) + 1))
+
+
+def test_every_code_line_names_existing_functions_citing_the_equation():
+    blocks = re.split(r"\n(?=## )", MATH)
+    names = 0
+    for block in blocks:
+        numbers = {int(n) for n in re.findall(r"\\tag\{(\d+)\}", block)}
+        for line in re.findall(r"^Code: (.+)$", block, flags=re.M):
+            for dotted in (s.strip() for s in line.split(",")):
+                obj = _resolve(dotted)  # raises if the function does not exist
+                names += 1
+                doc = inspect.getdoc(obj) or ""
+                module_doc = inspect.getdoc(inspect.getmodule(obj)) or ""
+                assert _cited(doc) | _cited(module_doc), f"{dotted} cites no equation"
+                assert numbers, f"a Code: line outside a numbered section: {line}"
+    assert names >= 40
+
+
+def test_every_cited_equation_is_defined():
+    for module in _modules():
+        for obj in [module, *vars(module).values()]:
+            doc = inspect.getdoc(obj) if (inspect.isfunction(obj) or inspect.isclass(obj)
+                                          or inspect.ismodule(obj)) else None
+            missing = _cited(doc) - DEFINED
+            assert not missing, f"{getattr(obj, '__name__', obj)} cites undefined {missing}"
+        source = inspect.getsource(module)
+        missing = _cited(source) - DEFINED
+        assert not missing, f"{module.__name__} cites undefined equations {missing}"
+
+
+def test_public_curvature_functions_cite_equations():
+    for name in ("hvp", "hessian", "hessian_factor", "eigenvalues", "newton_direction",
+                 "per_sample_directions", "flatten"):
+        assert _cited(inspect.getdoc(getattr(esso_ref, name))), name
+    for name in ("loss", "gradient", "per_sample_gradients", "forward"):
+        assert _cited(inspect.getdoc(getattr(esso_ref.MLP, name))), name
