@@ -212,3 +212,22 @@ def test_gram_route_newton_single_sample(problem, lam):
         Mt = _adjusted(H, spectral, lam)
         bound = 1e3 * EPS * (np.linalg.norm(Mt, 2) * np.linalg.norm(d) + np.linalg.norm(g))
         assert np.linalg.norm(Mt @ d + g) <= bound
+
+
+@settings(max_examples=30)
+@given(st.lists(st.integers(1, 5), min_size=3, max_size=3), st.integers(1, 8), st.integers(0, 999))
+def test_one_hidden_layer_linear_hessian_rank_formula(widths, B, seed):
+    """rank(H) = q (r + K + 2M - 2q): linear net d -> M -> K, squared error, no biases."""
+    from esso_ref.problems import random_problem
+
+    d, M, K = widths
+    net = er.MLP([d, M, K], "identity", "mse", bias=False)
+    theta, X, y = random_problem(net, B, seed)
+    r = np.linalg.matrix_rank(X)
+    q = min(r, M, K)
+    expected = q * (r + K + 2 * M - 2 * q)
+    ev = np.linalg.eigvalsh(er.hessian(net, theta, X, y))
+    tol = 1e-9 * np.max(np.abs(ev))
+    assert int(np.sum(np.abs(ev) > tol)) == expected
+    mu = er.eigenvalues(net, theta, X, y, method="structured").values
+    assert int(np.sum(np.abs(mu) > tol)) == expected

@@ -16,6 +16,7 @@ route of eqs. (24)-(28), which for B = 1 is exactly eqs. (32)-(33).
 
 from __future__ import annotations
 
+from . import linalg
 from .lowrank import LowRank
 from .spectral import Spectrum
 from .state import State
@@ -65,7 +66,7 @@ def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:
         if state.B == 1:
             a_t = state.a_tilde(l - 1)
             c = xp.sum(a_t * a_t)
-            mu = c * xp.linalg.eigvalsh(M[l][0])
+            mu = c * linalg.eigvalsh(M[l][0, ...])
             out.append(Spectrum(mu, state.net.sizes[l] * (a_t.shape[1] - 1)))
         else:
             out.append(layer_lowrank(state, l, M[l]).eigh())
