@@ -6,6 +6,7 @@ from .factor import CURVATURES, HessianFactor, hessian_factor
 from .hvp import hvp
 from .linalg import LinAlgError
 from .lowrank import NotDescentWarning, SingularCurvatureError
+from .operator import as_linear_operator
 from .per_sample import per_sample_directions
 from .spectral import SPECTRAL, Spectrum
 
@@ -18,6 +19,7 @@ __all__ = [
     "NotDescentWarning",
     "SingularCurvatureError",
     "Spectrum",
+    "as_linear_operator",
     "eigenvalues",
     "hessian",
     "hessian_factor",

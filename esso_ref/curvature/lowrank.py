@@ -16,6 +16,8 @@ Given the core C (n x n), the Gram matrix G = A A^T (n x n), the gradient's coor
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -33,6 +35,15 @@ eps cond(G) in weakly represented directions. ``"qr"``: eq. (26), A^T = Q_1 R_1 
 O(P n^2), backward stable. ``"auto"``: ``"qr"`` while P n <= :data:`QR_MAX_ENTRIES`."""
 
 QR_MAX_ENTRIES = 2**24
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside esso_ref."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class SingularCurvatureError(ValueError):
@@ -197,5 +208,5 @@ class LowRank:
                 f"H + damping I is indefinite, smallest eigenvalue of H = {mu_min:.6e} < "
                 f"-damping = {-lam:g}; use spectral='abs' or 'clip', or a larger damping",
                 NotDescentWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )

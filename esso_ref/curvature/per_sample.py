@@ -16,7 +16,7 @@ from .._checks import check_choice
 from . import linalg
 from .factor import CURVATURES, Rows, adjoint, core
 from .gram import gram_per_sample
-from .lowrank import NotDescentWarning
+from .lowrank import NotDescentWarning, user_stacklevel
 from .spectral import adjust, check_damping, check_spectral
 from .state import State, prepare
 
@@ -85,7 +85,7 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
         if bad:
             warnings.warn(f"{bad} of {B} per-sample directions are not descent directions "
                           "(H_i + damping I indefinite); use spectral='abs' or 'clip'",
-                          NotDescentWarning, stacklevel=2)
+                          NotDescentWarning, stacklevel=user_stacklevel())
     else:
         x = _solve_adjusted(state, C, G, u, lam, spectral, rows.r)
     D = -adjoint(state, rows, x[None, :, :], per_sample=True)[0, ...]
