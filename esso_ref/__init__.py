@@ -5,6 +5,7 @@ written explicitly against the Python array API (NumPy on the CPU, CuPy on the G
 verified against independent oracles. See docs/math.md for every equation.
 """
 
+from . import golden
 from .activations import ACTIVATIONS, Activation
 from .backend import to_host, to_namespace
 from .curvature import (
@@ -26,7 +27,7 @@ from .curvature import (
 )
 from .losses import LOSSES, Loss
 from .mlp import MLP, flatten
-from .verify import Report, verify
+from .verification import Report, verify
 
 __version__ = "0.1.0"
 
@@ -45,10 +46,11 @@ __all__ = [
     "Report",
     "SingularCurvatureError",
     "Spectrum",
-    "as_linear_operator",
     "__version__",
+    "as_linear_operator",
     "eigenvalues",
     "flatten",
+    "golden",
     "hessian",
     "hessian_factor",
     "hvp",

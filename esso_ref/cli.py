@@ -42,7 +42,7 @@ def _add_verify(sub) -> None:
 def _run_verify(args) -> int:
     from .mlp import MLP
     from .problems import random_problem
-    from .verify import verify
+    from .verification import verify
 
     net = MLP(args.sizes, args.activation, args.loss, bias=not args.no_bias)
     theta, X, y = random_problem(net, args.batch, args.seed, args.dtype, xp=args.backend)
@@ -58,6 +58,25 @@ def _run_verify(args) -> int:
     return 0 if report.passed else 1
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export-cases", help="write golden cases for validating other code",
+                       description="Write manifest.json and one .npz per golden case to DIR "
+                       "(deterministic, versioned); read them with esso_ref.golden.load.")
+    p.add_argument("directory", help="output folder (created if missing)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-dense-params", type=int, default=2000)
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from .golden import export, load
+
+    path = export(args.directory, seed=args.seed, max_dense=args.max_dense_params)
+    cases = load(args.directory)
+    print(f"esso-ref export-cases: {len(cases)} cases, manifest {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``esso-ref``."""
     parser = argparse.ArgumentParser(
@@ -65,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="esso_ref: exact stochastic second-order optimisation for MLPs.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_verify(sub)
+    _add_export(sub)
     return parser
 
 
@@ -74,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, ImportError) as err:
+    except (ValueError, TypeError, ImportError, OSError) as err:
         print(f"esso-ref {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,15 @@ Requires ``hypothesis`` (``pip install esso_ref[test]``). Example::
         net, theta, X, y = problem
         assert_allclose(my_gradient(net, theta, X, y), net.gradient(theta, X, y))
 
+Assertion helpers check a third party's functions against esso_ref's exact values::
+
+    from esso_ref.testing import assert_hvp_matches, directions, networks
+
+    @given(st.data())
+    def test_my_hvp(data):
+        problem = data.draw(networks())
+        assert_hvp_matches(my_hvp, problem, data.draw(directions(problem)))
+
 Draws are tuned to be well conditioned: parameters come from ``net.init(seed)`` (PyTorch's
 default scale), inputs are standard normal, so losses, gradients and curvatures stay O(1).
 """
@@ -26,7 +35,15 @@ from .losses import LOSSES
 from .mlp import MLP
 from .problems import random_problem
 
-__all__ = ["Problem", "directions", "mlp_specs", "networks"]
+__all__ = [
+    "Problem",
+    "assert_hessian_matches",
+    "assert_hvp_matches",
+    "assert_newton_matches",
+    "directions",
+    "mlp_specs",
+    "networks",
+]
 
 
 class Problem(NamedTuple):
@@ -78,3 +95,64 @@ def directions(draw, problem: Problem):
     xp, theta = namespace(problem.theta), problem.theta
     host = host_normal(seed, (problem.net.num_params,))
     return xp.asarray(host, dtype=theta.dtype, device=device_of(theta))
+
+
+def _relative_error(got, ref) -> float:
+    from .verification.checks import rel
+
+    xp = namespace(ref)
+    return rel(xp.asarray(got, dtype=ref.dtype, device=device_of(ref)), ref)
+
+
+def _fail(what: str, err: float, tol_eps: float, eps: float) -> None:
+    if not err <= tol_eps * eps:
+        raise AssertionError(f"{what}: relative error {err:.3e} exceeds "
+                             f"{tol_eps:g} eps = {tol_eps * eps:.3e}")
+
+
+def _eps(theta) -> float:
+    return float(namespace(theta).finfo(theta.dtype).eps)
+
+
+def assert_hvp_matches(fn, problem: Problem, v, tol_eps: float = 4500.0) -> None:
+    """Assert that ``fn(net, theta, X, y, v)`` equals esso_ref's exact H v, eq. (11).
+
+    Args:
+        fn: the implementation under test.
+        problem: (net, theta, X, y), e.g. drawn from :func:`networks`.
+        v: direction, shape (P,).
+        tol_eps: tolerance on the max-norm relative error, in units of eps (4500 eps ~ 1e-12).
+
+    Raises:
+        AssertionError: with the measured error and the tolerance.
+    """
+    from .curvature import hvp
+
+    net, theta, X, y = problem
+    _fail("H v", _relative_error(fn(net, theta, X, y, v), hvp(net, theta, X, y, v)), tol_eps,
+          _eps(theta))
+
+
+def assert_hessian_matches(fn, problem: Problem, tol_eps: float = 4500.0) -> None:
+    """Assert that ``fn(net, theta, X, y)`` equals esso_ref's dense Hessian, eq. (12)."""
+    from .curvature import hessian
+
+    net, theta, X, y = problem
+    _fail("Hessian", _relative_error(fn(net, theta, X, y), hessian(net, theta, X, y)), tol_eps,
+          _eps(theta))
+
+
+def assert_newton_matches(fn, problem: Problem, damping: float = 1e-1, spectral="abs",
+                          tol_eps: float = 4.5e7) -> None:
+    """Assert that ``fn(net, theta, X, y, damping)`` equals the exact direction, eqs. (27)-(28).
+
+    ``spectral`` selects the reference (``"none"``, ``"abs"``, ``"clip"`` or a callable). The
+    tolerance bounds a forward error, so keep the damping large enough for a well-conditioned
+    system (the default 4.5e7 eps ~ 1e-8).
+    """
+    from .curvature import newton_direction
+
+    net, theta, X, y = problem
+    ref = newton_direction(net, theta, X, y, damping=damping, spectral=spectral)
+    _fail(f"Newton direction (spectral={spectral!r}, damping={damping:g})",
+          _relative_error(fn(net, theta, X, y, damping), ref), tol_eps, _eps(theta))

@@ -4,7 +4,7 @@ from hypothesis import given
 
 import esso_ref as er
 from esso_ref.testing import networks
-from esso_ref.verify import complex_step_gradient, richardson_gradient
+from esso_ref.verification import complex_step_gradient, richardson_gradient
 
 from .conftest import relerr
 

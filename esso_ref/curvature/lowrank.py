@@ -10,7 +10,8 @@ Given the core C (n x n), the Gram matrix G = A A^T (n x n), the gradient's coor
 - eq. (27), push-through: d = -(H + lam I)^{-1} g = -A^T (C G + lam I)^{-1} u.
 - eq. (28), spectral adjustment: d_f = -Q W diag(1 / (f(mu) + lam)) W^T R u.
 - eq. (26), QR basis: A^T = Q_1 R_1, H = Q_1 (R_1 C R_1^T) Q_1^T, d_f = -Q_1 W' diag(1 /
-  (f(mu) + lam)) W'^T R_1 u. Backward stable; used while the P x n array A^T is affordable.
+  (f(mu) + lam)) W'^T R_1 u, and d = -Q_1 (R_1 C R_1^T + lam I)^{-1} R_1 u for f = identity.
+  Backward stable; used while the P x n array A^T is affordable.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class LowRank:
         lam = check_damping(damping)
         spectral = check_spectral(spectral)
         if spectral == "none":
-            return self._push_through(lam)
+            return self._qr_solve(lam) if self.route == "qr" else self._push_through(lam)
         xp = self.xp
         if self.route == "qr":
             Q1, R1 = self.qr_basis()
@@ -170,39 +171,55 @@ class LowRank:
         return -self.adjoint((((U / sq) @ (Wv @ c)) / d)[None, :])[0, :]
 
     def _push_through(self, lam: float):
-        """D = -A^T (C G + lam I)^{-1} u, eq. (27), with singularity and descent checks."""
+        """Push-through d = -A^T (C G + lam I)^{-1} u, eq. (27), checked (singular, descent)."""
         xp = self.xp
         eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
+        x = self._solve(self.C @ self.G + lam * eye, self.u, lam)
+        Gx, Gu = self.G @ x, self.G @ self.u
+        h = float(xp.linalg.vector_norm(self.C)) * float(xp.linalg.trace(self.G)) + lam
+        self._check_solution(_sqrt(xp.vecdot(self.u, Gu)), _sqrt(xp.vecdot(x, Gx)),
+                             -float(xp.vecdot(x, Gu)), h, lam)
+        return -self.adjoint(x[None, :])[0, :]
+
+    def _qr_solve(self, lam: float):
+        """Symmetric solve d = -Q_1 (R_1 C R_1^T + lam I)^{-1} R_1 u, eqs. (26)-(27)."""
+        xp = self.xp
+        Q1, R1 = self.qr_basis()
+        S = R1 @ self.C @ xp.matrix_transpose(R1)
+        S = 0.5 * (S + xp.matrix_transpose(S))
+        c = R1 @ self.u
+        eye = xp.eye(S.shape[0], dtype=S.dtype, device=array_api_compat.device(S))
+        y = self._solve(S + lam * eye, c, lam)
+        h = float(xp.linalg.vector_norm(S)) + lam
+        self._check_solution(_sqrt(xp.vecdot(c, c)), _sqrt(xp.vecdot(y, y)),
+                             -float(xp.vecdot(c, y)), h, lam)
+        return -(Q1 @ y)
+
+    @staticmethod
+    def _solve(M, b, lam: float):
         try:
-            x = linalg.solve(self.C @ self.G + lam * eye, self.u)
+            return linalg.solve(M, b)
         except linalg.LinAlgError as err:
             raise SingularCurvatureError(
                 f"H + damping I is singular for damping = {lam:g}: {err}; "
                 "use a different damping or a spectral adjustment ('abs', 'clip')"
             ) from err
-        self._check_solution(x, lam)
-        return -self.adjoint(x[None, :])[0, :]
 
-    def _check_solution(self, x, lam: float) -> None:
+    def _check_solution(self, g_norm: float, d_norm: float, g_dot_d: float, h: float,
+                        lam: float) -> None:
         """Raise when H + lam I is singular to working precision; warn when d is not descent.
 
-        With |H| <= |C|_F trace(G) =: h, and |d| <= |g| / min|mu + lam|: if
-        |g| <= 100 n eps h |d|, then min|mu + lam| <= 100 n eps h, singular to working precision.
+        With h >= |H + lam I| and |d| <= |g| / min|mu + lam|: if |g| <= 100 n eps h |d|,
+        then min|mu + lam| <= 100 n eps h, singular to working precision.
         """
-        xp = self.xp
-        Gx, Gu = self.G @ x, self.G @ self.u
-        g_norm = math.sqrt(max(float(xp.vecdot(self.u, Gu)), 0.0))
-        d_norm = math.sqrt(max(float(xp.vecdot(x, Gx)), 0.0))
-        h = float(xp.linalg.vector_norm(self.C)) * float(xp.linalg.trace(self.G)) + lam
         if d_norm > 0 and g_norm <= 100.0 * self.tau * h * d_norm:
             raise SingularCurvatureError(
                 f"H + damping I is singular to working precision for damping = {lam:g} "
                 f"(|d| = {d_norm:.3e} for |g| = {g_norm:.3e}); use a different damping or a "
                 "spectral adjustment ('abs', 'clip')"
             )
-        g_dot_d = -float(xp.vecdot(x, Gu))
         if g_dot_d >= 0 and g_norm > 0:
-            mu_min = float(xp.min(self._eig_core(vectors=False)[0]))
+            mu_min = float(self.xp.min(self.eigh().values))
             warnings.warn(
                 f"the damped Newton direction is not a descent direction (g.d = {g_dot_d:.3e}): "
                 f"H + damping I is indefinite, smallest eigenvalue of H = {mu_min:.6e} < "
@@ -210,3 +227,7 @@ class LowRank:
                 NotDescentWarning,
                 stacklevel=user_stacklevel(),
             )
+
+
+def _sqrt(x) -> float:
+    return math.sqrt(max(float(x), 0.0))

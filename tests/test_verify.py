@@ -1,0 +1,61 @@
+"""er.verify: passes everywhere it should, fails exactly where a quantity is wrong."""
+
+import json
+
+import numpy as np
+import pytest
+
+import esso_ref as er
+from esso_ref.cli import main
+from esso_ref.curvature.hvp import hvp_state
+from esso_ref.problems import random_problem
+
+GRID = [(a, l, B, bias) for a in sorted(er.ACTIVATIONS) for l in sorted(er.LOSSES)
+        for B in (1, 3) for bias in (True, False)]
+
+
+@pytest.mark.parametrize("act,loss,batch,bias", GRID)
+def test_cli_verify_passes_on_both_issue_sizes(act, loss, batch, bias, capsys):
+    for sizes in ("8,6,4", "5,7,6,3"):
+        argv = ["verify", "--sizes", sizes, "--activation", act, "--loss", loss,
+                "--batch", str(batch), "--json"] + ([] if bias else ["--no-bias"])
+        assert main(argv) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["passed"] and len(report["checks"]) >= 40
+
+
+def test_wrong_hvp_fails_the_hvp_rows_only(monkeypatch):
+    net = er.MLP([5, 7, 6, 3], "tanh", "cross_entropy")
+    theta, X, y = random_problem(net, 3, 0)
+    monkeypatch.setattr("esso_ref.verification.checks.hvp_state",
+                        lambda state, v: 1.0001 * hvp_state(state, v))
+    report = er.verify(net, theta, X, y)
+    failed = [c.name for c in report.failed()]
+    assert failed and all(name.startswith("hvp/") for name in failed)
+    assert set(failed) == {"hvp/complex_step", "hvp/richardson"}
+
+
+def test_dense_checks_skip_with_reason_above_limit():
+    net = er.MLP([20, 30, 10], "tanh", "cross_entropy")
+    theta, X, y = random_problem(net, 1, 0)
+    report = er.verify(net, theta, X, y, max_dense_params=500)
+    skipped = [c for c in report.checks if c.skipped]
+    assert skipped and all("raise max_dense_params" in c.note for c in skipped)
+    assert report.passed
+    assert "skip" in report.table()
+
+
+def test_report_api():
+    net = er.MLP([3, 4, 2])
+    theta, X, y = random_problem(net, 2, 0)
+    report = er.verify(net, theta, X, y, checks=["gradient"])
+    d = report.to_dict()
+    assert d["passed"] and [c["name"] for c in d["checks"]] == [
+        "gradient/complex_step", "gradient/richardson"]
+    assert json.loads(report.to_json()) == d
+    row = report["gradient/complex_step"]
+    assert row.tolerance == row.tol_eps * np.finfo(float).eps and row.error < row.tolerance
+    with pytest.raises(KeyError, match="no check named 'x'"):
+        report["x"]
+    with pytest.raises(ValueError, match=r"expected checks 'all' or a subset of"):
+        er.verify(net, theta, X, y, checks=["grad"])
