@@ -139,6 +139,7 @@ class HessianFactor(LowRank):
             self._adjoint_flat,
             state.net.num_params,
             route=route,
+            batch=B,
         )
 
     def _apply_flat(self, v):

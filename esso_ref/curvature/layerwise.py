@@ -54,7 +54,7 @@ def layer_lowrank(state: State, l: int, M_l) -> LowRank:
         return xp.concat(parts, axis=-1)
 
     size = n * a_t.shape[1]
-    return LowRank(C, G, u, adjoint, size)
+    return LowRank(C, G, u, adjoint, size, batch=B)
 
 
 def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:

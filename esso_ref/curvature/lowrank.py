@@ -33,7 +33,7 @@ __all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank", "NotDescentWarning", "Singular
 ROUTES = ("auto", "gram", "qr")
 """``"gram"``: eqs. (24)-(25), O(n^3 + P n') time, no P x n array; accuracy degrades like
 eps cond(G) in weakly represented directions. ``"qr"``: eq. (26), A^T = Q_1 R_1 materialised,
-O(P n^2), backward stable. ``"auto"``: ``"qr"`` while P n <= :data:`QR_MAX_ENTRIES`."""
+O(P n^2), backward stable. ``"auto"``: see :attr:`LowRank.route` and :attr:`LowRank.solve_route`."""
 
 QR_MAX_ENTRIES = 2**24
 
@@ -65,10 +65,13 @@ class LowRank:
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
         num_params: P.
         route: basis of range(A^T) for spectra and adjusted directions, see :data:`ROUTES`.
+        batch: number of samples B stacked in A (guides ``route="auto"``).
     """
 
-    def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto"):
+    def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto",
+                 batch: int = 1):
         self.C, self.G, self.u = C, G, u
+        self.batch = batch
         self.adjoint = adjoint
         self._route = check_choice("route", route, ROUTES)
         self._qr = None
@@ -118,10 +121,30 @@ class LowRank:
 
     @property
     def route(self) -> str:
-        """The basis of range(A^T) in use: ``"qr"`` or ``"gram"`` (see :data:`ROUTES`)."""
+        """The basis for spectra and adjusted directions: ``"qr"`` or ``"gram"`` (:data:`ROUTES`).
+
+        ``"auto"`` takes the Gram route for one sample (the stochastic case, where the
+        equilibrated Gram matrix is well conditioned) and the QR route for a mini-batch while
+        the P x n array A^T is affordable (P n <= :data:`QR_MAX_ENTRIES`).
+        """
         if self._route != "auto":
             return self._route
-        return "qr" if self.n * self.num_params <= QR_MAX_ENTRIES else "gram"
+        return "qr" if self.batch > 1 and self._qr_affordable else "gram"
+
+    @property
+    def solve_route(self) -> str:
+        """The route of the plain damped direction (spectral ``"none"``).
+
+        ``"auto"`` solves on the QR basis whenever it is affordable (a symmetric solve,
+        backward stable), else by the push-through of eq. (27).
+        """
+        if self._route != "auto":
+            return self._route
+        return "qr" if self._qr_affordable else "gram"
+
+    @property
+    def _qr_affordable(self) -> bool:
+        return self.n * self.num_params <= QR_MAX_ENTRIES
 
     def qr_basis(self):
         """(Q_1, R_1) with A^T = Q_1 R_1 (reduced QR, Q_1 of shape (P, min(P, n))), eq. (26)."""
@@ -157,7 +180,7 @@ class LowRank:
         lam = check_damping(damping)
         spectral = check_spectral(spectral)
         if spectral == "none":
-            return self._qr_solve(lam) if self.route == "qr" else self._push_through(lam)
+            return self._qr_solve(lam) if self.solve_route == "qr" else self._push_through(lam)
         xp = self.xp
         if self.route == "qr":
             Q1, R1 = self.qr_basis()

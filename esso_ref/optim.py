@@ -1,0 +1,191 @@
+r"""Optimizers with one functional interface (optax-like).
+
+``state = opt.init(theta)``; ``theta, state, info = opt.step(theta, state, net, X, y)``. The
+baselines also expose ``opt.update(grad, state, theta) -> (delta, state)`` so that identical
+gradient sequences can be compared with ``torch.optim``.
+
+- :class:`ESSO`: exact stochastic second order, theta <- theta + lr d with d the exact damped,
+  spectrally adjusted Newton direction of the batch (eqs. (27)-(28), (33), (36), (37)).
+- :class:`SGD`: theta <- theta - lr (g + wd theta), heavy-ball / Nesterov momentum exactly as
+  ``torch.optim.SGD`` (first step: buf = g).
+- :class:`Adam`: m <- b1 m + (1-b1) g, v <- b2 v + (1-b2) g^2,
+  theta <- theta - lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps), as ``torch.optim.Adam``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._checks import check_choice, check_positive
+from .backend import namespace
+from .curvature import NotDescentWarning, newton_direction, per_sample_directions
+from .curvature.api import METHODS
+from .curvature.factor import CURVATURES
+from .curvature.spectral import check_spectral
+
+__all__ = ["ESSO", "SGD", "Adam", "make_optimizer"]
+
+
+@dataclass
+class SGD:
+    """Stochastic gradient descent with optional (Nesterov) momentum and weight decay."""
+
+    lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        check_positive("lr", self.lr)
+        check_positive("momentum", self.momentum, allow_zero=True)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("expected momentum > 0 with nesterov=True, got momentum = 0")
+
+    def init(self, theta) -> dict:
+        """Optimizer state: the momentum buffer (None until the first step) and step count."""
+        return {"buf": None, "t": 0}
+
+    def update(self, g, state: dict, theta):
+        """(delta, state): the change of theta for gradient g."""
+        if self.weight_decay:
+            g = g + self.weight_decay * theta
+        buf = state["buf"]
+        if self.momentum:
+            buf = g if buf is None else self.momentum * buf + g
+            g = g + self.momentum * buf if self.nesterov else buf
+        return -self.lr * g, {"buf": buf, "t": state["t"] + 1}
+
+    def step(self, theta, state: dict, net, X, y):
+        """One step on the batch (X, y); info holds the loss before the step and the step norm."""
+        g = net.gradient(theta, X, y)
+        delta, state = self.update(g, state, theta)
+        return theta + delta, state, _info(net, theta, X, y, delta)
+
+
+@dataclass
+class Adam:
+    """Adam with L2 weight decay (as ``torch.optim.Adam``, not AdamW)."""
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        check_positive("lr", self.lr)
+        check_positive("eps", self.eps)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"expected betas in [0, 1), got {self.betas}")
+
+    def init(self, theta) -> dict:
+        """First and second moment estimates (zeros) and the step count."""
+        xp = namespace(theta)
+        return {"m": xp.zeros_like(theta), "v": xp.zeros_like(theta), "t": 0}
+
+    def update(self, g, state: dict, theta):
+        """(delta, state) for gradient g."""
+        xp = namespace(theta)
+        b1, b2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * theta
+        t = state["t"] + 1
+        m = b1 * state["m"] + (1 - b1) * g
+        v = b2 * state["v"] + (1 - b2) * g * g
+        denom = xp.sqrt(v) / math.sqrt(1 - b2**t) + self.eps
+        return -(self.lr / (1 - b1**t)) * m / denom, {"m": m, "v": v, "t": t}
+
+    def step(self, theta, state: dict, net, X, y):
+        """One step on the batch (X, y)."""
+        g = net.gradient(theta, X, y)
+        delta, state = self.update(g, state, theta)
+        return theta + delta, state, _info(net, theta, X, y, delta)
+
+
+@dataclass
+class ESSO:
+    """Exact stochastic second-order steps: theta <- theta + lr d, d = -(f(H) + lam I)^{-1} g.
+
+    Args:
+        lr: step length on the Newton direction (1 is the full step).
+        damping: lam > 0.
+        spectral: ``"abs"`` (default, the absolute Hessian), ``"clip"``, ``"none"``, callable.
+        method: ``"structured"`` (full Hessian, eqs. (27)-(28)) or ``"layerwise"`` (eq. (33)).
+        curvature: ``"hessian"`` or ``"ggn"`` (eq. (37)).
+        batch_mode: ``"exact"`` (the batch-mean Hessian, eq. (34)) or ``"per_sample_mean"``
+            (the mean of every sample's own direction, eq. (36)).
+        adaptive: adapt lam by the Levenberg-Marquardt rule: rho = actual / predicted decrease,
+            predicted = -(g.d + d^T f(H) d / 2) = (-g.d + lam |d|^2) / 2; lam *= 3 when
+            rho < 1/4, lam /= 3 when rho > 3/4, kept in [min_damping, max_damping].
+    """
+
+    lr: float = 1.0
+    damping: float = 1e-2
+    spectral: str | Callable = "abs"
+    method: str = "structured"
+    curvature: str = "hessian"
+    batch_mode: str = "exact"
+    adaptive: bool = False
+    min_damping: float = 1e-6
+    max_damping: float = 1e6
+
+    def __post_init__(self):
+        check_positive("lr", self.lr)
+        check_positive("damping", self.damping)
+        check_spectral(self.spectral)
+        check_choice("method", self.method, [m for m in METHODS if m != "dense"])
+        check_choice("curvature", self.curvature, CURVATURES)
+        check_choice("batch_mode", self.batch_mode, ("exact", "per_sample_mean"))
+
+    def init(self, theta) -> dict:
+        """The current damping and step count."""
+        return {"damping": float(self.damping), "t": 0}
+
+    def direction(self, theta, state: dict, net, X, y):
+        """The exact damped, spectrally adjusted Newton direction at theta."""
+        lam = state["damping"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotDescentWarning)
+            if self.batch_mode == "per_sample_mean":
+                return per_sample_directions(net, theta, X, y, lam, self.spectral,
+                                             self.curvature)[1]
+            return newton_direction(net, theta, X, y, lam, self.spectral, self.method,
+                                    self.curvature)
+
+    def step(self, theta, state: dict, net, X, y):
+        """One step; info: loss, step_norm, damping, rho (adaptive only)."""
+        d = self.direction(theta, state, net, X, y)
+        new = theta + self.lr * d
+        info = _info(net, theta, X, y, self.lr * d)
+        info["damping"] = state["damping"]
+        lam = state["damping"]
+        if self.adaptive:
+            xp = namespace(theta)
+            g = net.gradient(theta, X, y)
+            s = self.lr * d
+            predicted = 0.5 * (-float(xp.vecdot(g, s)) + lam * float(xp.vecdot(s, s)))
+            actual = info["loss"] - float(net.loss(new, X, y))
+            rho = actual / predicted if predicted > 0 else 0.0
+            info["rho"] = rho
+            if rho < 0.25:
+                lam = min(lam * 3.0, self.max_damping)
+            elif rho > 0.75:
+                lam = max(lam / 3.0, self.min_damping)
+        return new, {"damping": lam, "t": state["t"] + 1}, info
+
+
+def _info(net, theta, X, y, delta) -> dict:
+    xp = namespace(theta)
+    return {"loss": float(net.loss(theta, X, y)),
+            "step_norm": float(xp.linalg.vector_norm(delta))}
+
+
+def make_optimizer(name: str, **kw):
+    """Build an optimizer by name: ``"esso"``, ``"sgd"`` or ``"adam"`` (keywords passed on)."""
+    classes = {"esso": ESSO, "sgd": SGD, "adam": Adam}
+    check_choice("optimizer", name, classes)
+    return classes[name](**kw)
