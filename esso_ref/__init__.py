@@ -24,6 +24,7 @@ from .curvature import (
     hvp,
     newton_direction,
     per_sample_directions,
+    per_sample_eigenvalues,
 )
 from .losses import LOSSES, Loss
 from .mlp import MLP, flatten
@@ -56,6 +57,7 @@ __all__ = [
     "hvp",
     "newton_direction",
     "per_sample_directions",
+    "per_sample_eigenvalues",
     "to_host",
     "to_namespace",
     "verify",

@@ -1,5 +1,7 @@
-"""Datasets, all offline: bundled digits, users' own MNIST / Fashion-MNIST IDX files, and
-seeded synthetic spirals (classification) and teacher (regression) problems.
+"""Datasets, all offline.
+
+Bundled digits, users' own MNIST / Fashion-MNIST IDX files, and seeded synthetic spirals
+(classification) and teacher (regression) problems.
 
 Every loader returns a :class:`Dataset` of float64 NumPy arrays (move them to another backend
 with :func:`esso_ref.to_namespace`).

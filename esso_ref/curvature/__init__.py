@@ -7,7 +7,7 @@ from .hvp import hvp
 from .linalg import LinAlgError
 from .lowrank import NotDescentWarning, SingularCurvatureError
 from .operator import as_linear_operator
-from .per_sample import per_sample_directions
+from .per_sample import per_sample_directions, per_sample_eigenvalues
 from .spectral import SPECTRAL, Spectrum
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "hvp",
     "newton_direction",
     "per_sample_directions",
+    "per_sample_eigenvalues",
 ]

@@ -20,7 +20,7 @@ from .lowrank import NotDescentWarning, user_stacklevel
 from .spectral import adjust, check_damping, check_spectral
 from .state import State, prepare
 
-__all__ = ["per_sample_directions"]
+__all__ = ["per_sample_directions", "per_sample_eigenvalues"]
 
 
 def _masked_root(state: State, G, r: int):
@@ -90,3 +90,22 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
         x = _solve_adjusted(state, C, G, u, lam, spectral, rows.r)
     D = -adjoint(state, rows, x[None, :, :], per_sample=True)[0, ...]
     return D, xp.mean(D, axis=0)
+
+
+def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
+    """Every sample's exact spectrum in one stacked call, eqs. (24)-(25), (36).
+
+    Returns:
+        (B, r) array: row i holds the eigenvalues of H_i that can be non-zero, padded with
+        exact zeros where the sample's Gram matrix is rank deficient (H_i also has P - r
+        further zero eigenvalues).
+    """
+    check_choice("curvature", curvature, CURVATURES)
+    state = prepare(net, theta, X, y)
+    xp = state.xp
+    rows = Rows.of(net.sizes, ggn=curvature == "ggn")
+    C, G = core(state, rows), gram_per_sample(state, rows)
+    U, sq, _ = _masked_root(state, G, rows.r)
+    R = sq[:, :, None] * xp.matrix_transpose(U)
+    S = R @ C @ xp.matrix_transpose(R)
+    return linalg.eigvalsh(0.5 * (S + xp.matrix_transpose(S)))
