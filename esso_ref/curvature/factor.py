@@ -140,11 +140,28 @@ class HessianFactor(LowRank):
             state.net.num_params,
             route=route,
             batch=B,
+            apply_C=self._apply_C,
         )
 
     def _apply_flat(self, v):
         w = apply_A(self.state, self.rows, v)
         return self.xp.reshape(w, (w.shape[0], self.rank_bound))
+
+    def _apply_C(self, M):
+        """C_B M for M of shape (B r, k) by the block structure of eq. (16): O(B r^2 k / r)."""
+        st, rows, xp = self.state, self.rows, self.xp
+        B, L = st.B, st.L
+        M3 = xp.reshape(M, (B, rows.r, M.shape[-1]))
+        parts = []
+        for l in rows.J:
+            if l == L:
+                parts.append(st.Lam @ M3[:, rows.J[L], :])
+                continue
+            part = st.h[l][:, :, None] * M3[:, rows.J[l], :]
+            parts.append(part + st.fwd.dphi[l][:, :, None] * M3[:, rows.K[l + 1], :])
+        for l in rows.K:
+            parts.append(st.fwd.dphi[l - 1][:, :, None] * M3[:, rows.J[l - 1], :])
+        return xp.reshape(xp.concat(parts, axis=1), M.shape) / B
 
     def _adjoint_flat(self, w):
         B, r = self.state.B, self.rows.r

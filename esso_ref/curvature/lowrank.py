@@ -66,12 +66,14 @@ class LowRank:
         num_params: P.
         route: basis of range(A^T) for spectra and adjusted directions, see :data:`ROUTES`.
         batch: number of samples B stacked in A (guides ``route="auto"``).
+        apply_C: M -> C M for M of shape (n, k), exploiting C's structure (default: C @ M).
     """
 
     def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto",
-                 batch: int = 1):
+                 batch: int = 1, apply_C: Callable | None = None):
         self.C, self.G, self.u = C, G, u
         self.batch = batch
+        self.apply_C = apply_C or (lambda M: C @ M)
         self.adjoint = adjoint
         self._route = check_choice("route", route, ROUTES)
         self._qr = None
@@ -111,8 +113,7 @@ class LowRank:
         """Eigen-decomposition of S = R C R^T, R = diag(sqrt s) U^T D; (mu, W or None), eq. (25)."""
         U, sq, d = self.root()
         R = sq[:, None] * self.xp.matrix_transpose(U) * d[None, :]
-        S = R @ self.C @ self.xp.matrix_transpose(R)
-        S = 0.5 * (S + self.xp.matrix_transpose(S))
+        S = self._sandwich(R)
         if S.shape[0] == 0:
             return S[:, 0], (S if vectors else None)
         if vectors:
@@ -157,9 +158,14 @@ class LowRank:
     def _qr_core(self, vectors: bool):
         """Eigen-decomposition of S' = R_1 C R_1^T; H = Q_1 S' Q_1^T exactly, eq. (26)."""
         R1 = self.qr_basis()[1]
-        S = R1 @ self.C @ self.xp.matrix_transpose(R1)
-        S = 0.5 * (S + self.xp.matrix_transpose(S))
+        S = self._sandwich(R1)
         return linalg.eigh(S) if vectors else (linalg.eigvalsh(S), None)
+
+    def _sandwich(self, R):
+        """R C R^T, symmetrised; C applied by its structure (one dense matmul)."""
+        xp = self.xp
+        S = R @ self.apply_C(xp.matrix_transpose(R))
+        return 0.5 * (S + xp.matrix_transpose(S))
 
     def eigh(self, vectors: bool = False) -> Spectrum:
         """Exact eigenvalues of H (those that can be non-zero) and the count of exact zeros.
@@ -171,9 +177,36 @@ class LowRank:
         if vectors:
             mu, Wv = self._qr_core(vectors=True)
             return Spectrum(mu, self.num_params - int(mu.shape[0]), self.qr_basis()[0] @ Wv)
-        core = self._qr_core if self.route == "qr" else self._eig_core
-        mu = core(vectors=False)[0]
+        if self.route == "qr":
+            mu = self._qr_core(vectors=False)[0]
+        else:
+            mu = self._cholesky_eigvals()
+            mu = self._eig_core(vectors=False)[0] if mu is None else mu
         return Spectrum(mu, self.num_params - int(mu.shape[0]))
+
+    def _cholesky_eigvals(self):
+        """Eigenvalues by G' = L L^T, S = L^T D C D L, when G' is numerically non-singular.
+
+        The same similarity as eq. (25) with the Cholesky factor in place of the eigenvectors
+        (R = L^T D): a Cholesky factorisation costs a fraction of a symmetric eigensolver.
+        Returns None (and the caller takes eq. (24)) when G' is singular to working precision.
+        """
+        xp = self.xp
+        if self.n == 0 or self.n > self.num_params:  # rank(A) <= P < n: G is singular
+            return None
+        diag = xp.linalg.diagonal(self.G)
+        d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+        try:
+            L = xp.linalg.cholesky(self.G / (d[:, None] * d[None, :]))
+        except Exception as err:
+            if type(err).__name__ != "LinAlgError":
+                raise
+            return None
+        pivots = xp.linalg.diagonal(L)
+        if not linalg.finite(L) or float(xp.min(pivots)) ** 2 <= 100.0 * self.tau * float(
+                xp.max(pivots)) ** 2:
+            return None
+        return linalg.eigvalsh(self._sandwich(xp.matrix_transpose(L) * d[None, :]))
 
     def newton(self, damping: float, spectral: str | Callable = "none"):
         """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (27)-(28)."""
@@ -197,7 +230,7 @@ class LowRank:
         """Push-through d = -A^T (C G + lam I)^{-1} u, eq. (27), checked (singular, descent)."""
         xp = self.xp
         eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
-        x = self._solve(self.C @ self.G + lam * eye, self.u, lam)
+        x = self._solve(self.apply_C(self.G) + lam * eye, self.u, lam)
         Gx, Gu = self.G @ x, self.G @ self.u
         h = float(xp.linalg.vector_norm(self.C)) * float(xp.linalg.trace(self.G)) + lam
         self._check_solution(_sqrt(xp.vecdot(self.u, Gu)), _sqrt(xp.vecdot(x, Gx)),
@@ -208,8 +241,7 @@ class LowRank:
         """Symmetric solve d = -Q_1 (R_1 C R_1^T + lam I)^{-1} R_1 u, eqs. (26)-(27)."""
         xp = self.xp
         Q1, R1 = self.qr_basis()
-        S = R1 @ self.C @ xp.matrix_transpose(R1)
-        S = 0.5 * (S + xp.matrix_transpose(S))
+        S = self._sandwich(R1)
         c = R1 @ self.u
         eye = xp.eye(S.shape[0], dtype=S.dtype, device=array_api_compat.device(S))
         y = self._solve(S + lam * eye, c, lam)
