@@ -235,6 +235,40 @@ def _run_spectrum(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time the structured, dense and iterative routes",
+                       description="Spectrum, Newton direction, HVP, per-sample directions and "
+                       "memory of the structured exact routes against dense, Lanczos, CG and "
+                       "PyTorch routes, in one process (see docs/performance.md).")
+    p.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    p.add_argument("--sizes", default=None,
+                   help="networks separated by ';', widths by ',' (e.g. '64,32,10;784,256,10')")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--plot", default=None, help="write the log-log scaling plot (PNG)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args) -> int:
+    import json
+
+    from .bench import format_table, run_bench, targets
+
+    sizes = [_sizes(s) for s in args.sizes.split(";")] if args.sizes else None
+    result = run_bench(sizes, quick=args.quick, repeats=args.repeats)
+    result["targets"] = targets(result)
+    if args.plot:
+        from .plots import plot_bench
+
+        plot_bench(result, args.plot)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_table(result))
+        print("targets: " + json.dumps(result["targets"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``esso-ref``."""
     parser = argparse.ArgumentParser(
@@ -246,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_compare(sub)
     _add_export(sub)
+    _add_bench(sub)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_histories", "plot_spectrum"]
+__all__ = ["plot_bench", "plot_histories", "plot_spectrum"]
 
 
 def _pyplot():
@@ -69,6 +69,30 @@ def plot_spectrum(values, num_zeros: int, path, title: str = "") -> None:
     axes[1].set_yscale("log")
     axes[1].set_xlabel("eigenvalue")
     axes[1].set_title(title or "histogram")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_bench(result: dict, path) -> None:
+    """Log-log time against P for every route, with the fitted exponents in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    names = {"spectrum_structured_s": "spectrum, structured", "spectrum_dense_s":
+             "spectrum, dense", "spectrum_torch_s": "spectrum, torch.func.hessian",
+             "newton_push_through_s": "Newton, push-through", "newton_abs_s": "Newton, |H|",
+             "newton_cg_s": "Newton, CG to 1e-10", "spectrum_lanczos_top10_s": "Lanczos top-10"}
+    for key, label in names.items():
+        pts = [(r["P"], r[key]) for r in result["sizes"] if key in r]
+        if not pts:
+            continue
+        k = result["fit"].get(key)
+        ax.loglog(*zip(*pts, strict=True), "o-",
+                  label=label + (f" (~P^{k:.2f})" if k is not None else ""))
+    ax.set_xlabel("P (parameters)")
+    ax.set_ylabel("seconds (median)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -81,3 +81,23 @@ def test_public_curvature_functions_cite_equations():
         assert _cited(inspect.getdoc(getattr(esso_ref, name))), name
     for name in ("loss", "gradient", "per_sample_gradients", "forward"):
         assert _cited(inspect.getdoc(getattr(esso_ref.MLP, name))), name
+
+
+def test_tutorial_python_blocks_run_in_order(tmp_path, monkeypatch):
+    tutorial = (Path(__file__).resolve().parents[1] / "docs" / "tutorial.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", tutorial, flags=re.S)
+    assert len(blocks) >= 4
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in blocks:
+        if "cupy" in block:
+            continue
+        exec(compile(block, "tutorial.md", "exec"), scope)
+    assert scope["g"] @ scope["d"] < 0
+
+
+def test_readme_tour_runs(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})

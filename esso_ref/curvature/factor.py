@@ -128,12 +128,10 @@ class HessianFactor(LowRank):
         self.rows = Rows.of(state.net.sizes, ggn=curvature == "ggn")
         self.rank_bound = state.B * self.rows.r
         xp, B, r = state.xp, state.B, self.rows.r
-        C_i = core(state, self.rows) / B
-        blockdiag = C_i[:, :, None, :] * state.eye(B)[:, None, :, None]
         u = state.zeros((B, r))
         u[:, self.rows.J[state.L]] = state.bwd.delta[state.L] / B
         super().__init__(
-            xp.reshape(blockdiag, (B * r, B * r)),
+            self._dense_core,
             gram(state, self.rows),
             xp.reshape(u, (B * r,)),
             self._adjoint_flat,
@@ -142,6 +140,13 @@ class HessianFactor(LowRank):
             batch=B,
             apply_C=self._apply_C,
         )
+
+    def _dense_core(self):
+        """C_B = (1/B) blockdiag(C_i) as a dense (B r, B r) matrix, eqs. (16), (34)."""
+        B, r = self.state.B, self.rows.r
+        C_i = core(self.state, self.rows) / B
+        blockdiag = C_i[:, :, None, :] * self.state.eye(B)[:, None, :, None]
+        return self.xp.reshape(blockdiag, (B * r, B * r))
 
     def _apply_flat(self, v):
         w = apply_A(self.state, self.rows, v)

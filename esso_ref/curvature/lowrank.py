@@ -59,7 +59,7 @@ class LowRank:
     """H = A^T C A held by C, G = A A^T, u and the adjoint map A^T.
 
     Args:
-        C: core, (n, n) symmetric.
+        C: core, (n, n) symmetric, or a function building it (then only built when asked).
         G: Gram matrix A A^T, (n, n) symmetric positive semi-definite.
         u: gradient coordinates, (n,), with g = A^T u.
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
@@ -71,25 +71,32 @@ class LowRank:
 
     def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto",
                  batch: int = 1, apply_C: Callable | None = None):
-        self.C, self.G, self.u = C, G, u
+        self._C, self.G, self.u = C, G, u
         self.batch = batch
-        self.apply_C = apply_C or (lambda M: C @ M)
+        self.apply_C = apply_C or (lambda M: self.C @ M)
         self.adjoint = adjoint
         self._route = check_choice("route", route, ROUTES)
         self._qr = None
         self.num_params = num_params
-        self.xp = array_api_compat.array_namespace(C)
+        self.xp = array_api_compat.array_namespace(G)
         self._root = None
+
+    @property
+    def C(self):
+        """The dense core C (n x n), built on first use when given as a function."""
+        if callable(self._C):
+            self._C = self._C()
+        return self._C
 
     @property
     def n(self) -> int:
         """Rows of A."""
-        return int(self.C.shape[0])
+        return int(self.G.shape[0])
 
     @property
     def tau(self) -> float:
         """Relative truncation tolerance of the Gram spectrum: n * eps."""
-        return self.n * float(self.xp.finfo(self.C.dtype).eps)
+        return self.n * float(self.xp.finfo(self.G.dtype).eps)
 
     def root(self):
         """(U_k, sqrt(s_k), d): kept eigenpairs of the equilibrated Gram matrix, eq. (24).
@@ -151,7 +158,7 @@ class LowRank:
         """(Q_1, R_1) with A^T = Q_1 R_1 (reduced QR, Q_1 of shape (P, min(P, n))), eq. (26)."""
         if self._qr is None:
             xp = self.xp
-            eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
+            eye = xp.eye(self.n, dtype=self.G.dtype, device=array_api_compat.device(self.G))
             self._qr = tuple(xp.linalg.qr(xp.matrix_transpose(self.adjoint(eye))))
         return self._qr
 
@@ -229,10 +236,11 @@ class LowRank:
     def _push_through(self, lam: float):
         """Push-through d = -A^T (C G + lam I)^{-1} u, eq. (27), checked (singular, descent)."""
         xp = self.xp
-        eye = xp.eye(self.n, dtype=self.C.dtype, device=array_api_compat.device(self.C))
-        x = self._solve(self.apply_C(self.G) + lam * eye, self.u, lam)
+        eye = xp.eye(self.n, dtype=self.G.dtype, device=array_api_compat.device(self.G))
+        CG = self.apply_C(self.G)
+        x = self._solve(CG + lam * eye, self.u, lam)
         Gx, Gu = self.G @ x, self.G @ self.u
-        h = float(xp.linalg.vector_norm(self.C)) * float(xp.linalg.trace(self.G)) + lam
+        h = float(xp.linalg.vector_norm(CG)) + lam  # |H|_2 = rho(C G) <= |C G|_F
         self._check_solution(_sqrt(xp.vecdot(self.u, Gu)), _sqrt(xp.vecdot(x, Gx)),
                              -float(xp.vecdot(x, Gu)), h, lam)
         return -self.adjoint(x[None, :])[0, :]

@@ -1,0 +1,308 @@
+"""``esso-ref bench``: the structured exact routes against dense, iterative and autodiff routes.
+
+Everything runs in one process on the same network, theta and sample; times are medians of
+repeated runs after a warm-up, errors are relative to the most exact route available, and peak
+memory is measured with tracemalloc (NumPy reports its allocations to it).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+
+from .curvature import as_linear_operator, hessian, hessian_factor, hvp
+from .curvature.lowrank import NotDescentWarning
+from .mlp import MLP
+from .problems import random_problem
+
+__all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run_bench"]
+
+DEFAULT_SIZES = [[16, 16, 10], [32, 32, 10], [64, 32, 10], [64, 64, 10], [128, 128, 10],
+                 [784, 256, 10], [784, 512, 512, 10], [784, 1024, 1024, 10]]
+QUICK_SIZES = [[16, 16, 10], [32, 32, 10], [64, 32, 10]]
+DENSE_MAX = 6000
+LAMBDA = 1e-3
+
+
+def _time(fn, repeats: int):
+    """(median seconds over ``repeats`` runs after one warm-up, last result)."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def _peak(fn) -> float:
+    """Peak traced memory of one call, in MB."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def _rel(a, b) -> float:
+    scale = float(np.max(np.abs(b))) or 1.0
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale
+
+
+def _torch_spectrum(net, theta, X, y):
+    """torch.func.hessian + eigvalsh on the equivalent float64 network (None without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    acts = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
+            "identity": lambda z: z, "sin": torch.sin}
+    act = acts[net.activation]
+    shapes = [(n_out, n_in) for n_in, n_out in zip(net.sizes[:-1], net.sizes[1:], strict=True)]
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def loss(t):
+        a, start = Xt, 0
+        for l, (n_out, n_in) in enumerate(shapes, start=1):
+            W = t[start:start + n_out * n_in].reshape(n_out, n_in)
+            b = t[start + n_out * n_in:start + n_out * (n_in + 1)]
+            start += n_out * (n_in + 1)
+            a = a @ W.T + b
+            if l < len(shapes):
+                a = act(a)
+        return torch.nn.functional.cross_entropy(a, yt)
+
+    def run():
+        H = torch.func.hessian(loss)(torch.from_numpy(theta))
+        return torch.linalg.eigvalsh(H).numpy()
+
+    return run
+
+
+def _spectrum_rows(net, theta, X, y, repeats, report):
+    P = net.num_params
+    f = hessian_factor(net, theta, X, y, route="gram")
+    t_struct, spec = _time(lambda: hessian_factor(net, theta, X, y, route="gram").eigh(),
+                           repeats)
+    mu = np.sort(np.asarray(spec.values))
+    report["spectrum_structured_s"] = t_struct
+    report["mem_structured_MB"] = _peak(lambda: hessian_factor(net, theta, X, y,
+                                                               route="gram").eigh())
+    op = as_linear_operator(net, theta, X, y)
+    from scipy.sparse.linalg import eigsh
+
+    k = min(10, P - 2)
+    t_lanczos, top = _time(lambda: eigsh(op, k=k, which="LA", tol=1e-10,
+                                         return_eigenvectors=False), 1)
+    report["spectrum_lanczos_top10_s"] = t_lanczos
+    report["lanczos_top10_err"] = _rel(np.sort(top), mu[-k:])
+    if P <= DENSE_MAX:
+        def dense():
+            return np.linalg.eigvalsh(hessian(net, theta, X, y))
+
+        t_dense, ev = _time(dense, 1)
+        report["spectrum_dense_s"] = t_dense
+        report["structured_vs_dense_err"] = _rel(spec.full(), ev)
+        report["mem_dense_MB"] = _peak(dense)
+        torch_run = _torch_spectrum(net, theta, X, y)
+        if torch_run is not None:
+            t_torch, ev_t = _time(torch_run, 1)
+            report["spectrum_torch_s"] = t_torch
+            report["torch_vs_dense_err"] = _rel(ev_t, ev)
+    return f
+
+
+def _newton_rows(net, theta, X, y, f, repeats, report):
+    from scipy.sparse.linalg import cg
+
+    P = net.num_params
+    g = net.gradient(theta, X, y)
+
+    def push():
+        return hessian_factor(net, theta, X, y, route="gram").newton(LAMBDA)
+
+    def absolute():
+        return hessian_factor(net, theta, X, y, route="gram").newton(LAMBDA, "abs")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotDescentWarning)
+        report["newton_push_through_s"], d = _time(push, repeats)
+        report["newton_abs_s"], _ = _time(absolute, repeats)
+        report["mem_newton_abs_MB"] = _peak(absolute)
+        from .curvature import newton_direction
+
+        report["newton_layerwise_s"], _ = _time(
+            lambda: newton_direction(net, theta, X, y, LAMBDA, "abs", "layerwise"), repeats)
+        if P <= DENSE_MAX:
+            H = hessian(net, theta, X, y)
+            report["newton_dense_s"], d_dense = _time(
+                lambda: np.linalg.solve(hessian(net, theta, X, y) + LAMBDA * np.eye(P), -g), 1)
+            report["push_through_vs_dense_err"] = _rel(d, d_dense)
+            report["push_through_backward_err"] = float(
+                np.linalg.norm((H + LAMBDA * np.eye(P)) @ d + g)
+                / (np.linalg.norm(H + LAMBDA * np.eye(P), 2) * np.linalg.norm(d)
+                   + np.linalg.norm(g)))
+    op = as_linear_operator(net, theta, X, y, damping=LAMBDA)
+    iters = [0]
+
+    def count(_):
+        iters[0] += 1
+
+    t0 = time.perf_counter()
+    x, info = cg(op, -g, rtol=1e-10, maxiter=20 * P, callback=count)
+    report["newton_cg_s"] = time.perf_counter() - t0
+    report["cg_iterations"], report["cg_info"] = iters[0], int(info)
+    report["cg_err_vs_push_through"] = _rel(x, d)
+
+
+def _breakdown(net, theta, X, y, repeats, report):
+    """Gram assembly, r x r eigvalsh / solve of the core, A^T pass, and the bare floors."""
+    from .curvature.gram import gram
+    from .curvature.state import prepare
+
+    f = hessian_factor(net, theta, X, y, route="gram")
+    r = f.n
+    report["r"] = r
+    report["gram_assembly_s"], _ = _time(lambda: gram(prepare(net, theta, X, y), f.rows),
+                                         repeats)
+    report["core_eigvals_s"], _ = _time(lambda: f._cholesky_eigvals(), repeats)
+    eye = np.eye(r)
+    report["core_solve_s"], _ = _time(lambda: np.linalg.solve(f.apply_C(f.G) + LAMBDA * eye,
+                                                              f.u), repeats)
+    w = np.random.default_rng(0).standard_normal((1, r))
+    report["adjoint_pass_s"], _ = _time(lambda: f._adjoint_flat(w), repeats)
+    M = np.random.default_rng(1).standard_normal((r, r))
+    M = M + M.T
+    report["floor_eigvalsh_s"], _ = _time(lambda: np.linalg.eigvalsh(M), repeats)
+    report["floor_solve_s"], _ = _time(lambda: np.linalg.solve(M, M[:, 0]), repeats)
+    v = np.random.default_rng(2).standard_normal(net.num_params)
+    report["gradient_s"], _ = _time(lambda: net.gradient(theta, X, y), max(repeats, 5))
+    report["hvp_s"], _ = _time(lambda: hvp(net, theta, X, y, v), max(repeats, 5))
+
+
+def _per_sample(repeats: int) -> dict:
+    """B = 128 per-sample directions on [64, 32, 10]: one stacked call vs a Python loop."""
+    from .curvature import newton_direction, per_sample_directions
+
+    net = MLP([64, 32, 10], "tanh", "cross_entropy")
+    theta, X, y = random_problem(net, 128, 0)
+    t_stack, (D, _) = _time(lambda: per_sample_directions(net, theta, X, y, 0.1, "abs"),
+                            repeats)
+
+    def loop():
+        return np.stack([newton_direction(net, theta, X[i], y[i:i + 1], 0.1, "abs")
+                         for i in range(128)])
+
+    t_loop, D_loop = _time(loop, 1)
+    return {"per_sample_stacked_samples_per_s": 128 / t_stack,
+            "per_sample_loop_samples_per_s": 128 / t_loop,
+            "per_sample_speedup": t_loop / t_stack, "per_sample_err": _rel(D, D_loop)}
+
+
+def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
+              activation: str = "tanh") -> dict:
+    """Run the benchmark; returns {"machine", "sizes": [per-size report], "per_sample", "fit"}.
+
+    Args:
+        sizes: list of network widths (default :data:`DEFAULT_SIZES`, or :data:`QUICK_SIZES`
+            with ``quick``).
+        quick: small sizes and one repeat (the test suite's smoke run).
+        repeats: timed runs per measurement (median), after one warm-up.
+        activation: hidden activation of the benchmarked networks.
+    """
+    import platform
+
+    sizes = sizes or (QUICK_SIZES if quick else DEFAULT_SIZES)
+    repeats = repeats or (1 if quick else 3)
+    rows = []
+    for s in sizes:
+        net = MLP(list(s), activation, "cross_entropy")
+        theta, X, y = random_problem(net, 1, 0)
+        big = net.num_params > 200_000
+        reps = 1 if big else repeats
+        report = {"sizes": list(s), "P": net.num_params, "r": net.rank_bound}
+        f = _spectrum_rows(net, theta, X, y, reps, report)
+        _newton_rows(net, theta, X, y, f, reps, report)
+        _breakdown(net, theta, X, y, reps, report)
+        rows.append(report)
+    out = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                       "numpy": np.__version__}, "sizes": rows,
+           "per_sample": _per_sample(1 if quick else repeats), "fit": _fit(rows)}
+    return out
+
+
+def _fit(rows: list[dict]) -> dict:
+    """Exponent k of time ~ P^k for each route (least squares on log-log)."""
+    fits = {}
+    for key in ("spectrum_structured_s", "spectrum_dense_s", "newton_push_through_s",
+                "newton_abs_s", "newton_cg_s"):
+        pts = [(r["P"], r[key]) for r in rows if key in r and r[key] > 0]
+        if len(pts) >= 2:
+            x = np.log([p for p, _ in pts])
+            t = np.log([v for _, v in pts])
+            fits[key] = float(np.polyfit(x, t, 1)[0])
+    return fits
+
+
+def format_table(result: dict) -> str:
+    """Human-readable tables of a :func:`run_bench` result."""
+    cols = [("P", "P", "{:>9d}"), ("r", "r", "{:>6d}"),
+            ("spectrum_structured_s", "spec struct", "{:>11.4f}"),
+            ("spectrum_dense_s", "spec dense", "{:>10.3f}"),
+            ("spectrum_torch_s", "spec torch", "{:>10.3f}"),
+            ("spectrum_lanczos_top10_s", "lanczos10", "{:>9.3f}"),
+            ("newton_push_through_s", "newton", "{:>8.4f}"),
+            ("newton_abs_s", "newton|H|", "{:>9.4f}"),
+            ("newton_dense_s", "newt dense", "{:>10.3f}"),
+            ("newton_cg_s", "cg", "{:>8.3f}"), ("cg_iterations", "cg it", "{:>6d}"),
+            ("mem_structured_MB", "MB struct", "{:>9.1f}"),
+            ("mem_dense_MB", "MB dense", "{:>8.1f}")]
+    widths = [len(fmt.format(0) if fmt.endswith("d}") else fmt.format(0.0))
+              for _, _, fmt in cols]
+    lines = [" ".join(f"{name:>{w}}" for (_, name, _), w in zip(cols, widths, strict=True))]
+    for row in result["sizes"]:
+        lines.append(" ".join(fmt.format(row[key]) if key in row else f"{'-':>{w}}"
+                              for (key, _, fmt), w in zip(cols, widths, strict=True)))
+    lines.append("")
+    lines.append("breakdown (s): " + "; ".join(
+        f"P={r['P']}: gram {r['gram_assembly_s']:.4f}, core eig {r['core_eigvals_s']:.4f}, "
+        f"floor eigvalsh {r['floor_eigvalsh_s']:.4f}, core solve {r['core_solve_s']:.4f}, "
+        f"floor solve {r['floor_solve_s']:.4f}, A^T {r['adjoint_pass_s']:.5f}, "
+        f"grad {r['gradient_s']:.5f}, hvp {r['hvp_s']:.5f}" for r in result["sizes"]))
+    ps = result["per_sample"]
+    lines.append(f"per-sample directions, B = 128 on [64, 32, 10]: stacked "
+                 f"{ps['per_sample_stacked_samples_per_s']:.0f} samples/s, loop "
+                 f"{ps['per_sample_loop_samples_per_s']:.0f} samples/s "
+                 f"({ps['per_sample_speedup']:.1f}x)")
+    lines.append("fitted exponents (time ~ P^k): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in result["fit"].items()))
+    return "\n".join(lines)
+
+
+def targets(result: dict) -> dict:
+    """The ratios of the performance targets (docs/performance.md)."""
+    rows = result["sizes"]
+    out = {}
+    dense = [r for r in rows if "spectrum_dense_s" in r]
+    if dense:
+        r = max(dense, key=lambda r: r["P"])
+        out["dense_over_structured_spectrum"] = r["spectrum_dense_s"] / r["spectrum_structured_s"]
+        out["dense_over_structured_at_P"] = r["P"]
+    for r in rows:
+        if r["sizes"] == [784, 512, 512, 10]:
+            out["structured_spectrum_over_eigvalsh_floor"] = (r["spectrum_structured_s"]
+                                                              / r["floor_eigvalsh_s"])
+            out["push_through_over_solve_plus_gradient"] = r["newton_push_through_s"] / (
+                r["floor_solve_s"] + r["gradient_s"])
+    out["hvp_over_gradient"] = max(r["hvp_s"] / r["gradient_s"] for r in rows)
+    out["push_through_faster_than_cg_everywhere"] = all(
+        r["newton_push_through_s"] < r["newton_cg_s"] for r in rows)
+    out["per_sample_speedup"] = result["per_sample"]["per_sample_speedup"]
+    return {k: (round(v, 3) if isinstance(v, float) and not math.isnan(v) else v)
+            for k, v in out.items()}
