@@ -102,7 +102,17 @@ def get_namespace(xp: str | ModuleType | None) -> ModuleType:
 
 
 def to_host(x: Any) -> np.ndarray:
-    """Copy an array of any backend to a NumPy array on the host."""
+    """Copy an array of any backend to a NumPy array on the host.
+
+    Args:
+        x: a NumPy, CuPy, PyTorch or array-api-strict array.
+
+    Returns:
+        The NumPy array (``x`` itself when it already is one).
+
+    Raises:
+        TypeError: when ``x`` is not an array.
+    """
     if isinstance(x, np.ndarray):
         return x
     if array_api_compat.is_cupy_array(x):
@@ -126,6 +136,10 @@ def to_namespace(x: Any, xp: str | ModuleType | None = None, device: Any = None)
 
     Returns:
         The array in the target namespace.
+
+    Raises:
+        ValueError: for an unknown backend name.
+        ImportError: when the target backend is not installed.
     """
     target = get_namespace(xp) if not hasattr(xp, "asarray") else xp
     host = to_host(x) if array_api_compat.is_array_api_obj(x) else np.asarray(x)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import TrainConfig, train
+from .train import Diverged, TrainConfig, train
 
 __all__ = ["compare", "summarise"]
 
@@ -29,18 +29,30 @@ def summarise(label: str, runs: list[dict], target: float) -> dict:
             return None, None
         return float(np.mean(values)), float(np.std(values))
 
-    row = {"optimizer": label, "seeds": len(runs)}
+    row = {"optimizer": label, "seeds": len(runs),
+           "diverged": sum("diverged" in r["summary"] for r in runs)}
     for key in ("test_accuracy", "test_loss", "train_loss", "seconds"):
         row[f"{key}_mean"], row[f"{key}_std"] = stats([r["summary"][key] for r in runs])
     reached = [_epochs_to(r["history"], target) for r in runs]
     row[f"epochs_to_{target:g}_mean"] = stats(reached)[0]
     row[f"reached_{target:g}"] = sum(e is not None for e in reached)
-    if all("sharpness" in r["summary"] for r in runs):
-        sharp = [r["summary"]["sharpness"] for r in runs]
+    sharp = [r["summary"]["sharpness"] for r in runs if "sharpness" in r["summary"]]
+    if sharp:
         row["hessian_top_mean"], row["hessian_top_std"] = stats([s["full_top"][0] for s in sharp])
         row["sample_max_mean"] = stats([s["sample_max_mean"] for s in sharp])[0]
         row["sample_max_max"] = float(np.max([s["sample_max_max"] for s in sharp]))
     return row
+
+
+def _run(config: TrainConfig) -> dict:
+    """One training; a diverged run is recorded with its message and no final metrics."""
+    try:
+        return train(config)
+    except Diverged as err:
+        summary = {"dataset": config.dataset, "optimizer": config.optimizer,
+                   "epochs": config.epochs, "train_loss": None, "test_loss": None,
+                   "test_accuracy": None, "seconds": None, "diverged": str(err)}
+        return {"summary": summary, "history": []}
 
 
 def compare(configs: dict[str, list[TrainConfig]], out: str, target: float = 0.95,
@@ -58,7 +70,7 @@ def compare(configs: dict[str, list[TrainConfig]], out: str, target: float = 0.9
     """
     table, histories = [], {}
     for label, runs in configs.items():
-        results = [train(replace(c, quiet=True, sharpness=sharpness)) for c in runs]
+        results = [_run(replace(c, quiet=True, sharpness=sharpness)) for c in runs]
         table.append(summarise(label, results, target))
         histories[label] = [r["history"] for r in results]
     prefix = Path(out)

@@ -23,9 +23,18 @@ __all__ = ["MLP", "flatten"]
 def flatten(params: list) -> Any:
     """Stack [(W_1, b_1), ..., (W_L, b_L)] into theta (W_l row-major, then b_l), eq. (3).
 
-    Leading batch dimensions are kept: W_l of shape (k, n_l, n_{l-1}) gives theta (k, P).
-    Entries b_l may be None (networks without biases).
+    Args:
+        params: list of (W_l, b_l); W_l of shape (n_l, n_{l-1}) or (k, n_l, n_{l-1}) (leading
+            batch dimensions are kept); b_l None for networks without biases.
+
+    Returns:
+        theta of shape (P,) (or (k, P)), in PyTorch's ``parameters_to_vector`` order.
+
+    Raises:
+        ValueError: for an empty list.
     """
+    if not params:
+        raise ValueError("expected at least one (W, b) pair, got an empty list")
     xp = array_api_compat.array_namespace(params[0][0])
     lead = tuple(params[0][0].shape[:-2])
     parts = []

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from ._checks import check_choice, check_positive
 from .backend import namespace
-from .curvature import NotDescentWarning, newton_direction, per_sample_directions
+from .curvature import (
+    NotDescentWarning,
+    hessian_factor,
+    newton_direction,
+    per_sample_directions,
+)
 from .curvature.api import METHODS
 from .curvature.factor import CURVATURES
 from .curvature.spectral import check_spectral
@@ -121,6 +126,8 @@ class ESSO:
         adaptive: adapt lam by the Levenberg-Marquardt rule: rho = actual / predicted decrease,
             predicted = -(g.d + d^T f(H) d / 2) = (-g.d + lam |d|^2) / 2; lam *= 3 when
             rho < 1/4, lam /= 3 when rho > 3/4, kept in [min_damping, max_damping].
+        route: basis of the structured route (default ``"gram"``: O(r^3 + P) per step, no
+            P x r array; ``"auto"`` / ``"qr"`` trade speed for backward stability, eq. (26)).
     """
 
     lr: float = 1.0
@@ -132,6 +139,7 @@ class ESSO:
     adaptive: bool = False
     min_damping: float = 1e-6
     max_damping: float = 1e6
+    route: str = "gram"
 
     def __post_init__(self):
         check_positive("lr", self.lr)
@@ -140,6 +148,7 @@ class ESSO:
         check_choice("method", self.method, [m for m in METHODS if m != "dense"])
         check_choice("curvature", self.curvature, CURVATURES)
         check_choice("batch_mode", self.batch_mode, ("exact", "per_sample_mean"))
+        check_choice("route", self.route, ("auto", "gram", "qr"))
 
     def init(self, theta) -> dict:
         """The current damping and step count."""
@@ -153,8 +162,11 @@ class ESSO:
             if self.batch_mode == "per_sample_mean":
                 return per_sample_directions(net, theta, X, y, lam, self.spectral,
                                              self.curvature)[1]
-            return newton_direction(net, theta, X, y, lam, self.spectral, self.method,
-                                    self.curvature)
+            if self.method == "layerwise":
+                return newton_direction(net, theta, X, y, lam, self.spectral, "layerwise",
+                                        self.curvature)
+            factor = hessian_factor(net, theta, X, y, self.curvature, route=self.route)
+            return factor.newton(lam, self.spectral)
 
     def step(self, theta, state: dict, net, X, y):
         """One step; info: loss, step_norm, damping, rho (adaptive only)."""

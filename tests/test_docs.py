@@ -101,3 +101,12 @@ def test_readme_tour_runs(tmp_path, monkeypatch):
     block = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
+
+
+def test_public_functions_document_args_returns_raises():
+    for name in esso_ref.__all__:
+        obj = getattr(esso_ref, name)
+        if inspect.isfunction(obj):
+            doc = inspect.getdoc(obj) or ""
+            for section in ("Args:", "Returns:", "Raises:"):
+                assert section in doc, f"{name} lacks {section}"

@@ -34,9 +34,40 @@ def _masked_root(state: State, G, r: int):
     return U, xp.where(keep, xp.sqrt(s_safe), zero), xp.where(keep, 1.0 / xp.sqrt(s_safe), zero)
 
 
-def _solve_adjusted(state: State, C, G, u, lam: float, spectral, r: int):
-    """x_i = U_i diag(1/sqrt(s_i)) W_i diag(1/(f(mu_i)+lam)) W_i^T R_i u_i, stacked (eq. (28))."""
+def _cholesky_root(state: State, G, r: int):
+    """(L, d) with D^-1 G_i D^-1 = L_i L_i^T for every sample, or None if one is singular."""
     xp = state.xp
+    diag = xp.linalg.diagonal(G)
+    d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+    try:
+        L = xp.linalg.cholesky(G / (d[:, :, None] * d[:, None, :]))
+    except Exception as err:
+        if type(err).__name__ != "LinAlgError":
+            raise
+        return None
+    pivots = xp.linalg.diagonal(L) ** 2
+    tau = 100.0 * r * float(xp.finfo(state.dtype).eps)
+    if not linalg.finite(L) or bool(xp.any(xp.min(pivots, axis=1) <= tau * xp.max(pivots, axis=1))):
+        return None
+    return L, d
+
+
+def _solve_adjusted(state: State, C, G, u, lam: float, spectral, r: int):
+    """x_i = U_i diag(1/sqrt(s_i)) W_i diag(1/(f(mu_i)+lam)) W_i^T R_i u_i, stacked (eq. (28)).
+
+    When every G_i is numerically non-singular its Cholesky factor replaces the eigenvectors:
+    R_i = L_i^T D_i and the back-map is D_i^-1 L_i^-T (one stacked solve), as in eq. (25).
+    """
+    xp = state.xp
+    root = _cholesky_root(state, G, r) if r <= state.net.num_params else None
+    if root is not None:
+        L, d = root
+        R = xp.matrix_transpose(L) * d[:, None, :]
+        S = R @ C @ xp.matrix_transpose(R)
+        mu, W = linalg.eigh(0.5 * (S + xp.matrix_transpose(S)))
+        c = (xp.matrix_transpose(W) @ (R @ u[:, :, None]))[:, :, 0]
+        c = c / (adjust(spectral, mu) + lam)
+        return linalg.solve(xp.matrix_transpose(L), W @ c[:, :, None])[:, :, 0] / d
     U, sq, inv_sq = _masked_root(state, G, r)
     R = sq[:, :, None] * xp.matrix_transpose(U)
     S = R @ C @ xp.matrix_transpose(R)
@@ -94,6 +125,16 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
 
 def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     """Every sample's exact spectrum in one stacked call, eqs. (24)-(25), (36).
+
+    Args:
+        net: the :class:`esso_ref.MLP`.
+        theta: parameters, shape (P,).
+        X: inputs, (B, n_0).
+        y: labels (cross_entropy) or targets (mse).
+        curvature: ``"hessian"`` or ``"ggn"``.
+
+    Raises:
+        ValueError, TypeError: bad inputs or an unknown curvature.
 
     Returns:
         (B, r) array: row i holds the eigenvalues of H_i that can be non-zero, padded with
