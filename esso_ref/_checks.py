@@ -33,6 +33,15 @@ def check_choice(name: str, value: Any, choices) -> Any:
     raise ValueError(f"expected {name} in {sorted(choices)}, got {value!r}")
 
 
+def lookup(kind: str, table: dict, name, cls):
+    """``name`` if it is already a ``cls``, else ``table[name]``; ValueError listing the keys."""
+    if isinstance(name, cls):
+        return name
+    if name not in table:
+        raise ValueError(f"expected {kind} in {sorted(table)}, got {name!r}")
+    return table[name]
+
+
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a float if it is a finite real number > 0 (>= 0 with allow_zero)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -173,8 +173,6 @@ def get_activation(name: str | Activation) -> Activation:
     Raises:
         ValueError: for an unknown name; the message lists the valid ones.
     """
-    if isinstance(name, Activation):
-        return name
-    if name not in ACTIVATIONS:
-        raise ValueError(f"expected an activation in {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
+    from ._checks import lookup
+
+    return lookup("an activation", ACTIVATIONS, name, Activation)

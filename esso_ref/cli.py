@@ -169,10 +169,13 @@ def _add_compare(sub) -> None:
 def _run_compare(args) -> int:
     from .compare import compare
 
-    configs = {}
-    for name in args.optimizers.split(","):
-        configs[args.label or name] = [_config(args, optimizer=name, seed=s)
-                                       for s in range(args.seed, args.seed + args.seeds)]
+    configs, names = {}, args.optimizers.split(",")
+    for name in names:
+        label = args.label or name
+        if args.label and len(names) > 1:
+            label = f"{args.label} {name}"
+        configs[label] = [_config(args, optimizer=name, seed=s)
+                          for s in range(args.seed, args.seed + args.seeds)]
     table = compare(configs, args.out, target=args.target, sharpness=not args.no_sharpness)
     for row in table:
         print(", ".join(f"{k}={v}" for k, v in row.items()))

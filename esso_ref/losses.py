@@ -118,8 +118,6 @@ def get_loss(name: str | Loss) -> Loss:
     Raises:
         ValueError: for an unknown name; the message lists the valid ones.
     """
-    if isinstance(name, Loss):
-        return name
-    if name not in LOSSES:
-        raise ValueError(f"expected a loss in {sorted(LOSSES)}, got {name!r}")
-    return LOSSES[name]
+    from ._checks import lookup
+
+    return lookup("a loss", LOSSES, name, Loss)

@@ -34,8 +34,18 @@ from .curvature.spectral import check_spectral
 __all__ = ["ESSO", "SGD", "Adam", "make_optimizer"]
 
 
+class _FirstOrder:
+    """A gradient method: ``step`` applies ``update`` to the batch gradient."""
+
+    def step(self, theta, state: dict, net, X, y):
+        """One step on the batch (X, y); info holds the loss before the step and the step norm."""
+        g = net.gradient(theta, X, y)
+        delta, state = self.update(g, state, theta)
+        return theta + delta, state, _info(net, theta, X, y, delta)
+
+
 @dataclass
-class SGD:
+class SGD(_FirstOrder):
     """Stochastic gradient descent with optional (Nesterov) momentum and weight decay."""
 
     lr: float = 0.1
@@ -64,15 +74,9 @@ class SGD:
             g = g + self.momentum * buf if self.nesterov else buf
         return -self.lr * g, {"buf": buf, "t": state["t"] + 1}
 
-    def step(self, theta, state: dict, net, X, y):
-        """One step on the batch (X, y); info holds the loss before the step and the step norm."""
-        g = net.gradient(theta, X, y)
-        delta, state = self.update(g, state, theta)
-        return theta + delta, state, _info(net, theta, X, y, delta)
-
 
 @dataclass
-class Adam:
+class Adam(_FirstOrder):
     """Adam with L2 weight decay (as ``torch.optim.Adam``, not AdamW)."""
 
     lr: float = 1e-3
@@ -103,12 +107,6 @@ class Adam:
         v = b2 * state["v"] + (1 - b2) * g * g
         denom = xp.sqrt(v) / math.sqrt(1 - b2**t) + self.eps
         return -(self.lr / (1 - b1**t)) * m / denom, {"m": m, "v": v, "t": t}
-
-    def step(self, theta, state: dict, net, X, y):
-        """One step on the batch (X, y)."""
-        g = net.gradient(theta, X, y)
-        delta, state = self.update(g, state, theta)
-        return theta + delta, state, _info(net, theta, X, y, delta)
 
 
 @dataclass

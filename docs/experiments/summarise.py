@@ -11,12 +11,14 @@ FIGURES = HERE.parent / "figures"
 
 
 def fmt(mean, std=None, digits=4):
+    """Mean ± std as text (a dash when missing)."""
     if mean is None:
         return "—"
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
 def table(dataset: str, target: str) -> str:
+    """The markdown table of one dataset's runs; also writes its figure."""
     rows, histories = [], {}
     for path in sorted(HERE.glob(f"{dataset}_*.json")):
         data = json.loads(path.read_text())
@@ -30,8 +32,10 @@ def table(dataset: str, target: str) -> str:
     for r in sorted(rows, key=lambda r: -(r["test_accuracy_mean"] or 0)):
         lines.append(
             f"| {r['optimizer']} | {fmt(r['test_accuracy_mean'], r['test_accuracy_std'])} | "
-            f"{fmt(r['test_loss_mean'], r['test_loss_std'])} | {fmt(r['seconds_mean'], None, 1)} | "
-            f"{fmt(r[f'epochs_to_{target}_mean'], None, 1)} ({r[f'reached_{target}']}/{r['seeds']}) | "
+            f"{fmt(r['test_loss_mean'], r['test_loss_std'])} | "
+            f"{fmt(r['seconds_mean'], None, 1)} | "
+            f"{fmt(r[f'epochs_to_{target}_mean'], None, 1)} "
+            f"({r[f'reached_{target}']}/{r['seeds']}) | "
             f"{r['diverged']} | {fmt(r.get('hessian_top_mean'), r.get('hessian_top_std'), 3)} | "
             f"{fmt(r.get('sample_max_mean'), None, 2)} / {fmt(r.get('sample_max_max'), None, 1)} |")
     plot_histories(histories, FIGURES / f"{dataset}_compare.png")
