@@ -113,6 +113,9 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", default=None, help="continue from this checkpoint")
     p.add_argument("--sharpness", action="store_true",
                    help="report the flatness of the final point (top Hessian eigenvalues)")
+    p.add_argument("--track-spectrum", action="store_true",
+                   help="log the exact spectrum of training sample 0 after every epoch "
+                   "(plot it with esso-ref spectrum --log)")
     p.set_defaults(run=_run_train)
 
 
@@ -127,7 +130,8 @@ def _config(args, optimizer=None, seed=None):
         adaptive=args.adaptive, momentum=args.momentum, data_dir=args.data_dir,
         log=getattr(args, "log", None), checkpoint=getattr(args, "checkpoint", None),
         resume=getattr(args, "resume", None), quiet=args.quiet or args.json,
-        sharpness=getattr(args, "sharpness", False))
+        sharpness=getattr(args, "sharpness", False),
+        track_spectrum=getattr(args, "track_spectrum", False))
 
 
 def _run_train(args) -> int:
@@ -193,6 +197,8 @@ def _add_spectrum(sub) -> None:
     p.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default=None, help="take theta (and the net) from here")
+    p.add_argument("--log", default=None, help="a train --track-spectrum log: show how the "
+                   "spectrum evolved over the epochs")
     p.add_argument("--plot", default=None, help="write a stem plot and histogram (PNG)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_run_spectrum)
@@ -208,6 +214,8 @@ def _run_spectrum(args) -> int:
     from .data import load_dataset
     from .mlp import MLP
 
+    if args.log:
+        return _spectrum_log(args)
     data = load_dataset(args.dataset, args.data_dir, args.seed)
     if args.checkpoint:
         ckpt = load_checkpoint(args.checkpoint)
@@ -269,6 +277,30 @@ def _run_bench(args) -> int:
     else:
         print(format_table(result))
         print("targets: " + json.dumps(result["targets"]))
+    return 0
+
+
+def _spectrum_log(args) -> int:
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(line) for line in Path(args.log).read_text().splitlines() if line]
+    rows = [r for r in rows if "spectrum" in r]
+    if not rows:
+        raise ValueError(f"expected epochs with a 'spectrum' entry in {args.log}, got none; "
+                         "train with --track-spectrum --log FILE")
+    out = [{"epoch": r["epoch"], **{k: r["spectrum"][k] for k in ("min", "max", "negative")}}
+           for r in rows]
+    if args.plot:
+        from .plots import plot_spectrum_evolution
+
+        plot_spectrum_evolution(rows, args.plot)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for r in out:
+            print(f"epoch {r['epoch']:3d}  min {r['min']: .4e}  max {r['max']: .4e}  "
+                  f"negative {r['negative']}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_bench", "plot_histories", "plot_spectrum"]
+__all__ = ["plot_bench", "plot_histories", "plot_spectrum", "plot_spectrum_evolution"]
 
 
 def _pyplot():
@@ -93,6 +93,24 @@ def plot_bench(result: dict, path) -> None:
     ax.set_ylabel("seconds (median)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_spectrum_evolution(rows: list, path) -> None:
+    """Every logged epoch's exact spectrum of one sample (scatter) and its extremes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for r in rows:
+        mu = np.asarray(r["spectrum"]["values"])
+        ax.scatter(np.full(mu.size, r["epoch"]), mu, s=4, color="C0", alpha=0.4)
+    ax.plot([r["epoch"] for r in rows], [r["spectrum"]["max"] for r in rows], "C1-", label="max")
+    ax.plot([r["epoch"] for r in rows], [r["spectrum"]["min"] for r in rows], "C2-", label="min")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("eigenvalues of one sample's Hessian")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

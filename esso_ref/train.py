@@ -50,6 +50,7 @@ class TrainConfig:
     resume: str | None = None
     quiet: bool = False
     sharpness: bool = False
+    track_spectrum: bool = False  # log the exact spectrum of training sample 0 every epoch
     extra: dict = field(default_factory=dict)
 
     def optimizer_kwargs(self) -> dict:
@@ -93,6 +94,16 @@ def sharpness(net: MLP, theta, X, y, k: int = 3) -> dict:
     return {"full_top": [float(t) for t in top],
             "sample_max_mean": float(np.mean(per_sample_max)),
             "sample_max_max": float(np.max(per_sample_max))}
+
+
+def sample_spectrum(net: MLP, theta, data: Dataset, index: int = 0) -> dict:
+    """Summary of the exact spectrum of one training sample's Hessian, eqs. (24)-(25)."""
+    from .curvature import eigenvalues
+
+    mu = np.asarray(eigenvalues(net, theta, data.X_train[index],
+                                data.y_train[index:index + 1]).values)
+    return {"sample": index, "min": float(mu.min()), "max": float(mu.max()),
+            "negative": int(np.sum(mu < 0)), "values": mu.tolist()}
 
 
 class Diverged(RuntimeError):
@@ -150,6 +161,8 @@ def train(config: TrainConfig, data: Dataset | None = None) -> dict:
             raise Diverged(f"training diverged in epoch {epoch + 1} (train loss {train_loss})")
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
                "test_loss": test_loss, "test_accuracy": test_acc, "seconds": seconds}
+        if config.track_spectrum:
+            row["spectrum"] = sample_spectrum(net, theta, data)
         history.append(row)
         _report(config, row)
         if config.checkpoint:

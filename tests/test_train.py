@@ -95,3 +95,17 @@ def test_default_training_reaches_95_percent(capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["dataset"] == "digits" and summary["optimizer"] == "esso"
     assert summary["test_accuracy"] >= 0.95 and summary["seconds"] < 180
+
+
+def test_spectrum_evolution_from_a_training_log(tmp_path, capsys):
+    log = tmp_path / "run.jsonl"
+    assert main(["train", "--dataset", "spirals", "--epochs", "2", "--batch-size", "8",
+                 "--track-spectrum", "--log", str(log), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["spectrum", "--log", str(log), "--json", "--plot", str(tmp_path / "e.png")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["min"] <= r["max"] for r in rows)
+    assert (tmp_path / "e.png").stat().st_size > 5_000
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"epoch": 1}\n')
+    assert main(["spectrum", "--log", str(empty)]) == 2

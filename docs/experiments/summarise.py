@@ -8,6 +8,7 @@ from esso_ref.plots import plot_histories
 
 HERE = Path(__file__).resolve().parent
 FIGURES = HERE.parent / "figures"
+PIPE = "\\|"  # a literal | inside a markdown table cell
 
 
 def fmt(mean, std=None, digits=4):
@@ -31,7 +32,8 @@ def table(dataset: str, target: str) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: -(r["test_accuracy_mean"] or 0)):
         lines.append(
-            f"| {r['optimizer']} | {fmt(r['test_accuracy_mean'], r['test_accuracy_std'])} | "
+            f"| {r['optimizer'].replace('|', PIPE)} | "
+            f"{fmt(r['test_accuracy_mean'], r['test_accuracy_std'])} | "
             f"{fmt(r['test_loss_mean'], r['test_loss_std'])} | "
             f"{fmt(r['seconds_mean'], None, 1)} | "
             f"{fmt(r[f'epochs_to_{target}_mean'], None, 1)} "
