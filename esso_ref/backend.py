@@ -19,6 +19,7 @@ __all__ = [
     "get_namespace",
     "host_integers",
     "host_normal",
+    "host_rng",
     "host_uniform",
     "namespace",
     "namespace_name",
@@ -162,6 +163,11 @@ def host_uniform(seed: int, parts: list[tuple[int, float]]) -> np.ndarray:
 def host_normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     """Seeded standard normal draws on the host (NumPy's PCG64 generator)."""
     return np.random.default_rng(int(seed)).standard_normal(shape)
+
+
+def host_rng(seed: int) -> np.random.Generator:
+    """A seeded NumPy PCG64 generator for host-side choices (batch order, draws)."""
+    return np.random.default_rng(int(seed))
 
 
 def host_integers(seed: int, high: int, size: int) -> np.ndarray:

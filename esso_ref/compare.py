@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 from .train import Diverged, TrainConfig, train
 
@@ -27,7 +26,7 @@ def summarise(label: str, runs: list[dict], target: float) -> dict:
         values = [v for v in values if v is not None]
         if not values:
             return None, None
-        return float(np.mean(values)), float(np.std(values))
+        return statistics.fmean(values), statistics.pstdev(values)
 
     row = {"optimizer": label, "seeds": len(runs),
            "diverged": sum("diverged" in r["summary"] for r in runs)}
@@ -40,7 +39,7 @@ def summarise(label: str, runs: list[dict], target: float) -> dict:
     if sharp:
         row["hessian_top_mean"], row["hessian_top_std"] = stats([s["full_top"][0] for s in sharp])
         row["sample_max_mean"] = stats([s["sample_max_mean"] for s in sharp])[0]
-        row["sample_max_max"] = float(np.max([s["sample_max_max"] for s in sharp]))
+        row["sample_max_max"] = max(s["sample_max_max"] for s in sharp)
     return row
 
 

@@ -14,8 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from .backend import host_rng, namespace, to_host
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset
 from .mlp import MLP
@@ -70,8 +69,9 @@ def evaluate(net: MLP, theta, X, y) -> tuple[float, float | None]:
     loss = float(net.loss(theta, X, y))
     if net.loss_name != "cross_entropy":
         return loss, None
-    pred = np.argmax(np.asarray(net.predict(theta, X)), axis=1)
-    return loss, float(np.mean(pred == np.asarray(y)))
+    xp = namespace(theta)
+    correct = xp.argmax(net.predict(theta, X), axis=1) == y
+    return loss, float(xp.mean(xp.astype(correct, theta.dtype)))
 
 
 def sharpness(net: MLP, theta, X, y, k: int = 3) -> dict:
@@ -86,24 +86,24 @@ def sharpness(net: MLP, theta, X, y, k: int = 3) -> dict:
     from .curvature import as_linear_operator, per_sample_eigenvalues
 
     op = as_linear_operator(net, theta, X, y)
-    top = np.sort(eigsh(op, k=min(k, net.num_params - 1), which="LA", tol=1e-8,
-                        return_eigenvectors=False))[::-1]
-    per_sample_max = np.concatenate([
-        np.max(per_sample_eigenvalues(net, theta, X[i:i + 512], y[i:i + 512]), axis=1)
+    xp = namespace(theta)
+    top = sorted((float(t) for t in eigsh(op, k=min(k, net.num_params - 1), which="LA",
+                                          tol=1e-8, return_eigenvectors=False)), reverse=True)
+    per_sample_max = xp.concat([
+        xp.max(per_sample_eigenvalues(net, theta, X[i:i + 512], y[i:i + 512]), axis=1)
         for i in range(0, X.shape[0], 512)])
-    return {"full_top": [float(t) for t in top],
-            "sample_max_mean": float(np.mean(per_sample_max)),
-            "sample_max_max": float(np.max(per_sample_max))}
+    return {"full_top": top, "sample_max_mean": float(xp.mean(per_sample_max)),
+            "sample_max_max": float(xp.max(per_sample_max))}
 
 
 def sample_spectrum(net: MLP, theta, data: Dataset, index: int = 0) -> dict:
     """Summary of the exact spectrum of one training sample's Hessian, eqs. (24)-(25)."""
     from .curvature import eigenvalues
 
-    mu = np.asarray(eigenvalues(net, theta, data.X_train[index],
-                                data.y_train[index:index + 1]).values)
-    return {"sample": index, "min": float(mu.min()), "max": float(mu.max()),
-            "negative": int(np.sum(mu < 0)), "values": mu.tolist()}
+    mu = to_host(eigenvalues(net, theta, data.X_train[index],
+                             data.y_train[index:index + 1]).values).tolist()
+    return {"sample": index, "min": min(mu), "max": max(mu),
+            "negative": sum(m < 0 for m in mu), "values": mu}
 
 
 class Diverged(RuntimeError):
@@ -130,7 +130,7 @@ def train(config: TrainConfig, data: Dataset | None = None) -> dict:
     sizes = config.sizes or [data.num_inputs, 32, data.num_outputs]
     net = MLP(sizes, config.activation, data.loss)
     opt = make_optimizer(config.optimizer, **config.optimizer_kwargs())
-    theta, rng, start, history = net.init(config.seed), np.random.default_rng(config.seed), 0, []
+    theta, rng, start, history = net.init(config.seed), host_rng(config.seed), 0, []
     state = opt.init(theta)
     if config.resume:
         ckpt = load_checkpoint(config.resume, net)
@@ -145,7 +145,8 @@ def train(config: TrainConfig, data: Dataset | None = None) -> dict:
         for i in range(0, N, bs):
             idx = order[i:i + bs]
             theta, state, info = opt.step(theta, state, net, data.X_train[idx], data.y_train[idx])
-            if not (math.isfinite(info["loss"]) and bool(np.all(np.isfinite(theta)))):
+            xp = namespace(theta)
+            if not (math.isfinite(info["loss"]) and bool(xp.all(xp.isfinite(theta)))):
                 raise Diverged(f"training diverged in epoch {epoch + 1} (loss {info['loss']}); "
                                "lower the learning rate or raise the damping"
                                + (f"; the last good checkpoint is {config.checkpoint}"
