@@ -14,7 +14,7 @@ import array_api_compat
 from . import passes
 from ._checks import check_batch, check_finite, check_real_float, check_sizes
 from .activations import get_activation
-from .backend import device_of, get_namespace, namespace
+from .backend import get_namespace, namespace
 from .losses import get_loss
 
 __all__ = ["MLP", "flatten"]
@@ -230,8 +230,3 @@ class MLP:
             if self.bias:
                 parts.append(bwd.delta[l])
         return xp.concat(parts, axis=-1)
-
-    def like(self, theta, value) -> Any:
-        """An array holding ``value`` in theta's namespace, dtype and device."""
-        xp = namespace(theta)
-        return xp.asarray(value, dtype=theta.dtype, device=device_of(theta))

@@ -51,7 +51,7 @@ def test_report_api():
     report = er.verify(net, theta, X, y, checks=["gradient"])
     d = report.to_dict()
     assert d["passed"] and [c["name"] for c in d["checks"]] == [
-        "gradient/complex_step", "gradient/richardson"]
+        "loss/direct_formula", "gradient/complex_step", "gradient/richardson"]
     assert json.loads(report.to_json()) == d
     row = report["gradient/complex_step"]
     assert row.tolerance == row.tol_eps * np.finfo(float).eps and row.error < row.tolerance
@@ -59,3 +59,11 @@ def test_report_api():
         report["x"]
     with pytest.raises(ValueError, match=r"expected checks 'all' or a subset of"):
         er.verify(net, theta, X, y, checks=["grad"])
+
+
+def test_loss_row_skips_when_softmax_underflows():
+    net = er.MLP([3, 4, 3], "tanh", "cross_entropy")
+    theta, X, y = random_problem(net, 2, 4)
+    theta[net.layer_slice(2)] *= 1e4
+    row = er.verify(net, theta, X, y, checks=["gradient"])["loss/direct_formula"]
+    assert row.skipped or row.passed

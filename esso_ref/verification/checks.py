@@ -7,15 +7,16 @@ of the dtype's machine epsilon.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from ..backend import device_of, host_normal, namespace
 from ..curvature import linalg
-from ..curvature.api import _dense_newton
+from ..curvature.api import _dense_newton, _layerwise_newton
 from ..curvature.dense import dense_state
 from ..curvature.factor import HessianFactor
 from ..curvature.hvp import hvp_state
-from ..curvature.layerwise import backprop_M, layer_block_dense, layer_lowrank, layer_spectra
+from ..curvature.layerwise import layer_block_dense, layer_spectra
 from ..curvature.spectral import adjust
 from ..curvature.state import State
 from . import oracles
@@ -89,11 +90,32 @@ class Context:
         return Check.skip(name, a, b, self.skip_reason(), self.eps)
 
 
+def _direct_loss(ctx: Context) -> float:
+    """The batch loss by the textbook formula: mean of -log softmax(z)_y, or of (z - y)^2."""
+    xp, net = ctx.xp, ctx.net
+    z = ctx.state.fwd.z[net.L]
+    if net.loss_fn.integer_targets:
+        e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+        p = e / xp.sum(e, axis=1, keepdims=True)
+        onehot = xp.astype(xp.arange(z.shape[1], device=device_of(z)) == ctx.y[:, None], z.dtype)
+        return float(xp.mean(-xp.log(xp.sum(p * onehot, axis=1))))
+    return float(xp.mean((z - ctx.y) ** 2))
+
+
 def check_gradient(ctx: Context) -> list[Check]:
-    """Gradient vs complex step on the loss and vs Richardson central differences."""
+    """Loss vs the textbook formula; gradient vs complex step and Richardson differences."""
     net, th, X, y = ctx.net, ctx.theta, ctx.X, ctx.y
     g = net._gradient(th, X, y)
+    loss, direct = float(net._loss(th, X, y)), _direct_loss(ctx)
+    names = ("loss/direct_formula", "log-sum-exp eq. (4)-(6)", "mean -log p_y / (z-y)^2")
+    if math.isfinite(direct):
+        loss_row = Check.compare(*names, abs(loss - direct) / (abs(loss) or 1.0),
+                                 64.0 * max(1.0, float(net.sizes[-1])), ctx.eps, "relative")
+    else:
+        loss_row = Check.skip(*names, "softmax p_y underflows: the textbook formula is not "
+                              "defined in floating point here", ctx.eps)
     return [
+        loss_row,
         ctx.compare("gradient/complex_step", "backprop eq. (8)", "complex step eq. (38)",
                     (g, oracles.complex_step_gradient(net, th, X, y)), TOL_EXACT),
         ctx.compare("gradient/richardson", "backprop eq. (8)", "central diff eq. (39)",
@@ -234,10 +256,7 @@ def _direction(ctx: Context, method: str, curvature: str, spectral: str):
     if method == "structured":
         return ctx.factor(curvature).newton(lam, spectral)
     if method == "layerwise":
-        M = backprop_M(ctx.state, curvature == "ggn")
-        parts = [layer_lowrank(ctx.state, l, M[l]).newton(lam, spectral)
-                 for l in range(1, ctx.net.L + 1)]
-        return ctx.xp.concat(parts)
+        return _layerwise_newton(ctx.state, lam, spectral, curvature == "ggn")
     return _dense_newton(_target_matrix(ctx, "dense", curvature), ctx.factor().gradient(), lam,
                          spectral)
 
