@@ -22,7 +22,16 @@ from .lowrank import LowRank
 from .spectral import Spectrum
 from .state import State, prepare
 
-__all__ = ["CURVATURES", "HessianFactor", "Rows", "adjoint", "apply_A", "core", "hessian_factor"]
+__all__ = [
+    "CURVATURES",
+    "HessianFactor",
+    "Rows",
+    "adjoint",
+    "apply_A",
+    "apply_core",
+    "core",
+    "hessian_factor",
+]
 
 CURVATURES = ("hessian", "ggn")
 
@@ -111,6 +120,25 @@ def core(state: State, rows: Rows):
     return C
 
 
+def apply_core(state: State, rows: Rows, M):
+    """C_i M_i for every sample, M of shape (B, r, k), by the blocks of eq. (16): O(B r k).
+
+    Row blocks: J_L -> Lam M[J_L]; J_l -> h_l * M[J_l] + phi'(z_l) * M[K_{l+1}];
+    K_l -> phi'(z_{l-1}) * M[J_{l-1}]. No dense C is formed.
+    """
+    xp, L = state.xp, state.L
+    parts = []
+    for l in rows.J:
+        if l == L:
+            parts.append(state.Lam @ M[:, rows.J[L], :])
+            continue
+        part = state.h[l][:, :, None] * M[:, rows.J[l], :]
+        parts.append(part + state.fwd.dphi[l][:, :, None] * M[:, rows.K[l + 1], :])
+    for l in rows.K:
+        parts.append(state.fwd.dphi[l - 1][:, :, None] * M[:, rows.J[l - 1], :])
+    return xp.concat(parts, axis=1)
+
+
 class HessianFactor(LowRank):
     """H = A^T C A for a batch, exact and structured (eqs. (14)-(26), (34)-(37)).
 
@@ -153,20 +181,10 @@ class HessianFactor(LowRank):
         return self.xp.reshape(w, (w.shape[0], self.rank_bound))
 
     def _apply_C(self, M):
-        """C_B M for M of shape (B r, k) by the block structure of eq. (16): O(B r^2 k / r)."""
-        st, rows, xp = self.state, self.rows, self.xp
-        B, L = st.B, st.L
-        M3 = xp.reshape(M, (B, rows.r, M.shape[-1]))
-        parts = []
-        for l in rows.J:
-            if l == L:
-                parts.append(st.Lam @ M3[:, rows.J[L], :])
-                continue
-            part = st.h[l][:, :, None] * M3[:, rows.J[l], :]
-            parts.append(part + st.fwd.dphi[l][:, :, None] * M3[:, rows.K[l + 1], :])
-        for l in rows.K:
-            parts.append(st.fwd.dphi[l - 1][:, :, None] * M3[:, rows.J[l - 1], :])
-        return xp.reshape(xp.concat(parts, axis=1), M.shape) / B
+        """C_B M for M of shape (B r, k) by the block structure of eq. (16)."""
+        B, r = self.state.B, self.rows.r
+        M3 = self.xp.reshape(M, (B, r, M.shape[-1]))
+        return self.xp.reshape(apply_core(self.state, self.rows, M3), M.shape) / B
 
     def _adjoint_flat(self, w):
         B, r = self.state.B, self.rows.r
