@@ -182,3 +182,19 @@ def test_net_type_checked(problem):
     _, theta, X, y = problem
     with pytest.raises(TypeError, match=r"expected net to be an esso_ref\.MLP, got str"):
         er.hessian("net", theta, X, y)
+
+
+def test_failed_factorisations_are_reported_not_returned():
+    """CuPy returns NaN from a failed factorisation; the checked wrappers raise instead."""
+    from esso_ref.curvature import linalg
+
+    nan = np.full((3, 3), np.nan)
+    with pytest.raises(er.LinAlgError, match=r"eigh of a \(3, 3\) matrix (failed|returned)"):
+        linalg.eigh(nan)
+    with pytest.raises(er.LinAlgError, match=r"solve of a .* failed: Singular matrix"):
+        linalg.solve(np.zeros((3, 3)), np.ones(3))
+    with pytest.raises(er.LinAlgError, match=r"qr of a \(3, 3\) matrix returned non-finite"):
+        linalg.qr(nan)
+    # the NaN a GPU solver would hand back silently
+    with pytest.raises(er.LinAlgError, match=r"eigvalsh of a .* returned non-finite values"):
+        linalg._run("eigvalsh", lambda M: np.full(M.shape[0], np.nan), np.eye(3))

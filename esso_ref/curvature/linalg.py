@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import array_api_compat
 
-__all__ = ["LinAlgError", "eigh", "eigvalsh", "finite", "solve"]
+__all__ = ["LinAlgError", "eigh", "eigvalsh", "finite", "qr", "solve"]
 
 
 class LinAlgError(ArithmeticError):
@@ -51,3 +51,9 @@ def solve(M, b):
     """Solution x of M x = b."""
     xp = array_api_compat.array_namespace(M)
     return _run("solve", xp.linalg.solve, M, b)
+
+
+def qr(M):
+    """Reduced QR factorisation (Q, R) of M."""
+    xp = array_api_compat.array_namespace(M)
+    return tuple(_run("qr", xp.linalg.qr, M))

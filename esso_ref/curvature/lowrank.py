@@ -159,7 +159,7 @@ class LowRank:
         if self._qr is None:
             xp = self.xp
             eye = xp.eye(self.n, dtype=self.G.dtype, device=array_api_compat.device(self.G))
-            self._qr = tuple(xp.linalg.qr(xp.matrix_transpose(self.adjoint(eye))))
+            self._qr = linalg.qr(xp.matrix_transpose(self.adjoint(eye)))
         return self._qr
 
     def _qr_core(self, vectors: bool):
