@@ -130,12 +130,11 @@ class MLP:
             raise ValueError(f"expected dtype 'float32' or 'float64', got {dtype!r}")
         target = get_namespace(xp) if xp is None or isinstance(xp, str) else xp
         parts = []
-        rng_seed = seed
         for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             bound = 1.0 / n_in**0.5
             count = n_out * n_in + (n_out if self.bias else 0)
             parts.append((count, bound))
-        host = host_uniform(rng_seed, parts)
+        host = host_uniform(seed, parts)
         kw = {} if device is None else {"device": device}
         return target.asarray(host, dtype=getattr(target, dtype), **kw)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import array_api_compat
 
-__all__ = ["LinAlgError", "eigh", "eigvalsh", "finite", "qr", "solve"]
+__all__ = ["LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve"]
 
 
 class LinAlgError(ArithmeticError):
@@ -57,3 +57,14 @@ def qr(M):
     """Reduced QR factorisation (Q, R) of M."""
     xp = array_api_compat.array_namespace(M)
     return tuple(_run("qr", xp.linalg.qr, M))
+
+
+def equilibrate(G):
+    """(D^-1 G D^-1, d) with d_i = sqrt(G_ii) (1 for a zero row): unit-diagonal Gram matrix.
+
+    Works on stacked matrices (..., n, n); d has shape (..., n).
+    """
+    xp = array_api_compat.array_namespace(G)
+    diag = xp.linalg.diagonal(G)
+    d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+    return G / (d[..., :, None] * d[..., None, :]), d

@@ -108,9 +108,8 @@ class LowRank:
         """
         if self._root is None:
             xp = self.xp
-            diag = xp.linalg.diagonal(self.G)
-            d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
-            s, U = linalg.eigh(self.G / (d[:, None] * d[None, :]))
+            G_eq, d = linalg.equilibrate(self.G)
+            s, U = linalg.eigh(G_eq)
             top = float(s[-1]) if self.n else 0.0
             k = int(xp.count_nonzero(s > self.tau * top)) if top > 0 else 0
             self._root = (U[:, self.n - k:], xp.sqrt(s[self.n - k:]), d)
@@ -201,10 +200,9 @@ class LowRank:
         xp = self.xp
         if self.n == 0 or self.n > self.num_params:  # rank(A) <= P < n: G is singular
             return None
-        diag = xp.linalg.diagonal(self.G)
-        d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+        G_eq, d = linalg.equilibrate(self.G)
         try:
-            L = xp.linalg.cholesky(self.G / (d[:, None] * d[None, :]))
+            L = xp.linalg.cholesky(G_eq)
         except Exception as err:
             if type(err).__name__ != "LinAlgError":
                 raise

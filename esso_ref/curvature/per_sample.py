@@ -37,10 +37,9 @@ def _masked_root(state: State, G, r: int):
 def _cholesky_root(state: State, G, r: int):
     """(L, d) with D^-1 G_i D^-1 = L_i L_i^T for every sample, or None if one is singular."""
     xp = state.xp
-    diag = xp.linalg.diagonal(G)
-    d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+    G_eq, d = linalg.equilibrate(G)
     try:
-        L = xp.linalg.cholesky(G / (d[:, :, None] * d[:, None, :]))
+        L = xp.linalg.cholesky(G_eq)
     except Exception as err:
         if type(err).__name__ != "LinAlgError":
             raise
