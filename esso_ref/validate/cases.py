@@ -4,7 +4,7 @@ Edge cases (each on a network drawn from the allowed activations / losses, skipp
 need one that is not allowed): ``width_1`` (hidden layers of one unit), ``output_1`` (n_L = 1),
 ``depth_1`` (one Linear layer, no activation), ``r_gt_P`` (the factor's rank B R exceeds P),
 ``dead_relu`` (half the first layer's ReLUs off on every sample, the others on),
-``saturated`` (tanh / sigmoid first-layer pre-activations |z| >= ~40, phi' ~ 0),
+``saturated`` (tanh / sigmoid first-layer pre-activations |z| >= 30, phi' ~ 0),
 ``zero_gradient`` (mse, W_L = 0, b_L = 0, y = 0: the gradient is exactly zero, the Hessian is
 not), ``repeated_samples`` (every sample twice).
 Random draws: 1-3 layers, widths 1-5, batches 1-4. Everything is host NumPy, from ``seed``.
@@ -55,10 +55,13 @@ def _make(name, sizes, act, loss, bias, batch, seed) -> Case:
     return Case(name, net, theta, X, y, v, seed)
 
 
-def _signed_first_layer(case: Case, sign: np.ndarray, scale: float) -> Case:
-    """Inputs >= 1 and layer 1's row i (and bias) of sign ``sign[i]``: z_1 has those signs."""
+def _signed_first_layer(case: Case, sign: np.ndarray, scale: float, floor: float) -> Case:
+    """Inputs >= 1, layer 1's row i (and bias) of sign ``sign[i]``: z_1 has those signs.
+
+    Weights become ``scale * sign * (|W| + floor)``, so |z_1| >= scale * floor * n_0.
+    """
     W, b = case.net.unflatten(case.theta)[0]
-    W[...] = scale * sign[:, None] * np.abs(W)
+    W[...] = scale * sign[:, None] * (np.abs(W) + floor)
     if b is not None:
         b[...] = scale * sign * np.abs(b)
     case.X = np.abs(case.X) + 1.0
@@ -68,13 +71,13 @@ def _signed_first_layer(case: Case, sign: np.ndarray, scale: float) -> Case:
 def _dead_relu(case: Case) -> Case:
     """The first half of layer 1's units off on every sample, the others on."""
     n = case.net.sizes[1]
-    return _signed_first_layer(case, np.where(np.arange(n) < max(1, n // 2), -1.0, 1.0), 1.0)
+    return _signed_first_layer(case, np.where(np.arange(n) < max(1, n // 2), -1.0, 1.0), 1.0, 0.0)
 
 
 def _saturated(case: Case) -> Case:
-    """|z_1| >= ~40 everywhere, alternating signs: phi'(z_1) ~ 0 for tanh / sigmoid."""
+    """|z_1| >= 10 n_0 = 30 everywhere, alternating signs: phi'(z_1) ~ 0 (tanh / sigmoid)."""
     n = case.net.sizes[1]
-    return _signed_first_layer(case, np.where(np.arange(n) % 2 == 0, 1.0, -1.0), 50.0)
+    return _signed_first_layer(case, np.where(np.arange(n) % 2 == 0, 1.0, -1.0), 20.0, 0.5)
 
 
 def _zero_gradient(case: Case) -> Case:
