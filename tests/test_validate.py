@@ -97,7 +97,9 @@ def test_a_wrong_implementation_fails_on_its_own_quantity(quantity, cases, tmp_p
 
 def test_a_missing_eigenvalue_is_named_in_the_message(cases):
     report = er.check_implementation(eigenvalues=WRONG["eigenvalues"], cases=cases[:1])
-    assert "expected 12 eigenvalues" in report.meta["worst"]["eigenvalues"]["message"]
+    P = cases[0].net.num_params
+    assert f"expected {P} eigenvalues, got {P - 1}" in report.meta["worst"]["eigenvalues"][
+        "message"]
 
 
 def test_a_dropped_eigenvalue_replaced_by_zero_fails(cases):
@@ -180,3 +182,19 @@ def test_cases_are_seeded_and_respect_restrictions():
     assert not any(c.net.bias for c in only)
     assert "edge/dead_relu" not in {c.name for c in only}
     assert "edge/zero_gradient" not in {c.name for c in only}
+
+
+def test_outputs_of_any_array_kind_are_accepted(cases):
+    report = er.check_implementation(
+        gradient=lambda net, theta, X, y: list(gradient(net, theta, X, y)),
+        hessian=lambda net, theta, X, y: hessian(net, theta, X, y).tolist(), cases=cases[:4])
+    assert report.passed, report.table()
+
+
+def test_hessian_of_zero_is_compared_absolutely():
+    c = next(c for c in default_cases(losses=["cross_entropy"], n_random=0)
+             if c.name == "edge/output_1")
+    assert c.net.loss_name == "cross_entropy" and not np.any(hessian(c.net, c.theta, c.X, c.y))
+    report = er.check_implementation(
+        hessian=lambda net, theta, X, y: np.full((len(theta),) * 2, 1e-20), cases=[c])
+    assert report["hessian"].error == 1e-20 and report.passed

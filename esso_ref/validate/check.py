@@ -28,11 +28,12 @@ NOTES = {"gradient": "|g_u - g|_2 / |g|_2", "hvp": "|Hv_u - Hv|_2 / (|H|_2 |v|_2
 
 def _host(out) -> np.ndarray:
     """A user's result as a NumPy array (torch tensors, JAX / CuPy arrays, lists)."""
-    if hasattr(out, "detach"):
-        out = out.detach().cpu().numpy()
     from ..backend import to_host
 
-    return np.asarray(to_host(out) if hasattr(out, "__array_namespace__") else out)
+    try:
+        return np.asarray(to_host(out))
+    except TypeError:  # not an array of a known namespace: a list, a scalar, ...
+        return np.asarray(out)
 
 
 class _Reference:
@@ -77,9 +78,7 @@ def _measure(quantity: str, fn, ref: _Reference, damping: float, spectral: str):
         return measures.normwise(got, ref.get("Hv"), scale), got, ref.get("Hv")
     if quantity == "hessian":
         got, H = _shape(_host(fn(*args)), (P, P), "the Hessian"), ref.get("H")
-        scale = float(np.max(np.abs(H), initial=0.0))
-        return measures.normwise(got.ravel(), H.ravel(), 0.0) if scale == 0 else \
-            float(np.max(np.abs(got - H))) / scale, got, H
+        return measures.maxnorm(got, H), got, H
     if quantity == "eigenvalues":
         got, spec = _host(fn(*args)), ref.get("spectrum")
         r = c.batch * c.net.rank_bound

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TOLERANCES", "backward_error", "eigenvalue_error", "full_spectrum", "normwise",
-           "spectral_matrix"]
+__all__ = ["TOLERANCES", "backward_error", "eigenvalue_error", "full_spectrum", "maxnorm",
+           "normwise", "spectral_matrix"]
 
 # tolerances in eps units (float64: 4500 eps ~ 1e-12, 1000 eps ~ 2.2e-13)
 TOLERANCES = {"gradient": 4500.0, "hvp": 4500.0, "hessian": 4500.0, "eigenvalues": 50.0,
@@ -37,6 +37,12 @@ def normwise(got: np.ndarray, ref: np.ndarray, scale: float | None = None) -> fl
     """|got - ref|_2 / scale (|ref|_2 by default); absolute when the scale is 0."""
     den = float(np.linalg.norm(ref)) if scale is None else float(scale)
     return _ratio(float(np.linalg.norm(got - ref)), den)
+
+
+def maxnorm(got: np.ndarray, ref: np.ndarray) -> float:
+    """max|got - ref| / max|ref|; absolute when ref is 0."""
+    err = float(np.max(np.abs(got - ref), initial=0.0))
+    return _ratio(err, float(np.max(np.abs(ref), initial=0.0)))
 
 
 def full_spectrum(mu) -> np.ndarray:
