@@ -61,8 +61,8 @@ def eigenvalue_error(mu, ref, norm_H: float | None = None) -> float:
     """
     mu, ref = full_spectrum(mu), full_spectrum(ref)
     if mu.shape != ref.shape:
-        raise ValueError(f"expected {ref.size} eigenvalues (all P, the zeros included; a "
-                         f"Spectrum's full() adds its num_zeros), got {mu.size}")
+        raise ValueError(f"expected {ref.size} eigenvalues, got {mu.size} (all P are needed, "
+                         "zeros included; a Spectrum's full() adds its num_zeros)")
     norm = float(np.max(np.abs(ref), initial=0.0)) if norm_H is None else float(norm_H)
     return _ratio(float(np.max(np.abs(mu - ref), initial=0.0)), norm)
 
