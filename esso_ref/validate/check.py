@@ -36,6 +36,15 @@ def _host(out) -> np.ndarray:
         return np.asarray(out)
 
 
+# esso_ref's reference values, through the public API only
+REFERENCES = {
+    "g": lambda c: c.net.gradient(c.theta, c.X, c.y),
+    "H": lambda c: curvature.hessian(c.net, c.theta, c.X, c.y),
+    "Hv": lambda c: curvature.hvp(c.net, c.theta, c.X, c.y, c.v),
+    "spectrum": lambda c: curvature.eigenvalues(c.net, c.theta, c.X, c.y),
+}
+
+
 class _Reference:
     """esso_ref's values for one case, computed on first use."""
 
@@ -43,15 +52,9 @@ class _Reference:
         self.case, self._cache = case, {}
 
     def get(self, key: str):
+        """The value called ``key`` (g, H, Hv or spectrum)."""
         if key not in self._cache:
-            c = self.case
-            args = (c.net, c.theta, c.X, c.y)
-            self._cache[key] = {
-                "g": lambda: c.net.gradient(*args[1:]),
-                "H": lambda: curvature.hessian(*args),
-                "Hv": lambda: curvature.hvp(*args, c.v),
-                "spectrum": lambda: curvature.eigenvalues(*args),
-            }[key]()
+            self._cache[key] = REFERENCES[key](self.case)
         return self._cache[key]
 
     @property
