@@ -14,10 +14,19 @@ import array_api_compat
 from .._checks import check_choice
 from ..threads import batch_system_size, limit_blas_for
 from . import linalg
+from .basis import basis_size
 from .dense import dense_state
 from .factor import CURVATURES, HessianFactor
-from .layerwise import backprop_M, layer_lowrank, layer_spectra
-from .spectral import Spectrum, adjust, check_damping, check_spectral
+from .layerwise import backprop_M, layer_coordinates, layer_spectra
+from .spectral import (
+    SingularCurvatureError,
+    Spectrum,
+    adjust,
+    check_damping,
+    check_direction,
+    check_spectral,
+    f_at_zero,
+)
 from .state import State, prepare
 
 __all__ = ["METHODS", "eigenvalues", "newton_direction"]
@@ -64,20 +73,34 @@ def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "
     return layer_spectra(state, ggn=curvature == "ggn")
 
 
-def _dense_newton(H, g, lam: float, spectral):
-    """D = -(f(H) + lam I)^{-1} g on a dense matrix (reference route)."""
+def _dense_newton(H, g, lam: float, spectral, num_zeros: int):
+    """The direction -(f(H) + lam I)^{-1} g on a dense matrix (reference route), same rule."""
     xp = array_api_compat.array_namespace(H)
     eye = xp.eye(H.shape[0], dtype=H.dtype, device=array_api_compat.device(H))
     if spectral == "none":
-        return -linalg.solve(H + lam * eye, g)
-    mu, V = linalg.eigh(H)
-    return -(V @ ((xp.matrix_transpose(V) @ g) / (adjust(spectral, mu) + lam)))
+        try:
+            d = -linalg.solve(H + lam * eye, g)
+        except linalg.LinAlgError as err:
+            raise SingularCurvatureError(
+                f"H + damping I is singular for damping = {lam:g}: {err}; use a larger "
+                "damping or a spectral adjustment ('abs', 'clip')") from err
+        scale = float(xp.linalg.matrix_norm(H))
+    else:
+        mu, V = linalg.eigh(H)
+        f = adjust(spectral, mu)
+        d = -(V @ ((xp.matrix_transpose(V) @ g) / (f + lam)))
+        scale = float(xp.linalg.vector_norm(f))
+    check_direction(float(xp.linalg.vector_norm(g)), float(xp.linalg.vector_norm(d)), scale,
+                    lam, int(H.shape[0]), num_zeros, float(xp.finfo(H.dtype).eps),
+                    f_at_zero(spectral, H), adjusted=spectral != "none")
+    return d
 
 
 def _layerwise_newton(state: State, lam: float, spectral, ggn: bool):
     """Concatenated block Newton directions, eq. (33)."""
     M = backprop_M(state, ggn)
-    parts = [layer_lowrank(state, l, M[l]).newton(lam, spectral) for l in range(1, state.L + 1)]
+    parts = [layer_coordinates(state, l, M[l]).newton(lam, spectral)[0, :]
+             for l in range(1, state.L + 1)]
     return state.xp.concat(parts)
 
 
@@ -124,5 +147,6 @@ def newton_direction(net, theta, X, y, damping: float = 1e-3,
         return _layerwise_newton(state, lam, spectral, curvature == "ggn")
     factor = HessianFactor(state, curvature)
     H, g = _dense_matrix(state, curvature), factor.gradient()
-    return _dense_newton(H, g, lam, spectral)
+    q = basis_size(net.sizes, net.bias, state.B, ggn=curvature == "ggn")
+    return _dense_newton(H, g, lam, spectral, net.num_params - q)
 

@@ -37,7 +37,7 @@ from . import linalg
 from .gram import transfer
 from .state import State
 
-__all__ = ["Basis", "LayerBasis", "build_basis"]
+__all__ = ["Basis", "LayerBasis", "basis_size", "build_basis"]
 
 
 @dataclass
@@ -163,3 +163,20 @@ def build_basis(state: State, rows, s: int) -> Basis:
         cols += _layer_columns(state, rows, m, E, s)
     Yt = xp.concat(cols, axis=-1)
     return Basis(state, layers, xp.reshape(Yt, (B // s, s * rows.r, Yt.shape[-1])), B // s)
+
+
+def basis_size(sizes, bias: bool, s: int, ggn: bool = False) -> int:
+    """q: the size of S for groups of s samples, from the shapes alone, eqs. (38)-(40).
+
+    sum over layers of n_m k_a + k_delta (ñ_{m-1} - k_a) (the second term for m >= 2, Hessian
+    only), with k_a = min(s, ñ_{m-1}) and k_delta = min(s, n_m); the Gauss-Newton matrix keeps
+    at most s n_L of them (its Y is compressed by a QR). H then has P - q exact zero eigenvalues.
+    """
+    q = 0
+    for m in range(1, len(sizes)):
+        n_t = sizes[m - 1] + (1 if bias else 0)
+        k_a = min(s, n_t)
+        q += sizes[m] * k_a
+        if m >= 2 and not ggn:
+            q += min(s, sizes[m]) * (n_t - k_a)
+    return min(q, s * sizes[-1]) if ggn else q

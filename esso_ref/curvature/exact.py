@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
+
 from . import linalg
-from .basis import Basis, build_basis
+from .basis import build_basis
 from .core import Rows, apply_core
 from .spectral import (
     NotDescentWarning,
@@ -44,17 +46,19 @@ class Coordinates:
     Attributes:
         S: (G, q, q) symmetric.
         b: (G, q), the gradient's coordinates.
-        basis: the :class:`Basis` E (``expand`` maps coordinates to parameters).
-        reduce: (G, q_E, q) orthonormal columns when Y was compressed by a QR (q_E > s r),
-            else None; E's coordinates are then ``reduce @ y``.
+        expand: maps coordinates y of shape (G, k, q) to parameters E y, (G, k, P).
         num_params: P.
     """
 
     S: Any
     b: Any
-    basis: Basis
-    reduce: Any
+    expand: Callable
     num_params: int
+
+    @property
+    def xp(self):
+        """The array namespace."""
+        return array_api_compat.array_namespace(self.S)
 
     @property
     def size(self) -> int:
@@ -66,13 +70,6 @@ class Coordinates:
         """P - q: eigenvalues of H that are exactly zero and not represented in S."""
         return self.num_params - self.size
 
-    def expand(self, y):
-        """Parameters E y for coordinates y of shape (G, k, q): (G, k, P)."""
-        if self.reduce is not None:
-            xp = self.basis.state.xp
-            y = y @ xp.matrix_transpose(self.reduce)
-        return self.basis.expand(y)
-
     def eigvalsh(self):
         """Eigenvalues of every S_g, ascending: (G, q)."""
         return linalg.eigvalsh(self.S)
@@ -83,12 +80,12 @@ class Coordinates:
 
     def frobenius(self):
         """|H_g|_F = |S_g|_F for every group, as host floats."""
-        xp = self.basis.state.xp
+        xp = self.xp
         return [float(v) for v in xp.linalg.matrix_norm(self.S)]
 
     def newton(self, lam: float, spectral: str | Callable = "none"):
         """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (41)-(42): (G, P)."""
-        xp = self.basis.state.xp
+        xp = self.xp
         if spectral == "none":
             eye = xp.eye(self.size, dtype=self.S.dtype, device=_device(self.S))
             y = _solve(self.S + lam * eye, self.b, lam)
@@ -104,7 +101,7 @@ class Coordinates:
 
     def _check(self, y, lam: float, spectral, scale: list) -> None:
         """Apply the singular-to-working-precision rule and the descent test to every group."""
-        xp = self.basis.state.xp
+        xp = self.xp
         g_norm = xp.linalg.vector_norm(self.b, axis=-1)
         d_norm = xp.linalg.vector_norm(y, axis=-1)
         eps = float(xp.finfo(self.S.dtype).eps)
@@ -126,8 +123,6 @@ class Coordinates:
 
 
 def _device(x):
-    import array_api_compat
-
     return array_api_compat.device(x)
 
 
@@ -159,4 +154,7 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     u = state.zeros((B, r))
     u[:, rows.J[state.L]] = state.bwd.delta[state.L]
     b = (xp.matrix_transpose(Yt) @ xp.reshape(u, (B // s, s * r, 1)))[..., 0] / s
-    return Coordinates(S, b, basis, reduce, state.net.num_params)
+    if reduce is None:
+        return Coordinates(S, b, basis.expand, state.net.num_params)
+    return Coordinates(S, b, lambda y: basis.expand(y @ xp.matrix_transpose(reduce)),
+                       state.net.num_params)

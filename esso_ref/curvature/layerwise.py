@@ -10,18 +10,19 @@ with multiplicity n_l n_{l-1}, eq. (32), and the block Newton direction is, eq. 
 x = V diag(1 / (f(c mu) + lam)) V^T delta_l, dW_l = -x a_{l-1}^T, db_l = -x (c = |ã_{l-1}|^2).
 
 A mini-batch block (1/B) sum_i M^i_l (x) ã^i ã^i^T is the factorisation A^T C A with
-A = [I (x) ã^1^T; ...], C = (1/B) blockdiag(M^i_l) and G = (ã^i . ã^j) I: the B n_l x B n_l
-route of eqs. (24)-(28), which for B = 1 is exactly eqs. (32)-(33).
+A = [I (x) ã^1^T; ...] and C = (1/B) blockdiag(M^i_l); in the basis I (x) Q_a of eq. (38)
+(Q_a an orthonormal basis of the ã^i) it is E S E^T with S of size n_l min(B, ñ), and the
+routes of eqs. (40)-(42) apply; for B = 1 they are exactly eqs. (32)-(33).
 """
 
 from __future__ import annotations
 
 from . import linalg
-from .lowrank import LowRank
+from .exact import Coordinates
 from .spectral import Spectrum
 from .state import State
 
-__all__ = ["backprop_M", "layer_block_dense", "layer_lowrank", "layer_spectra"]
+__all__ = ["backprop_M", "layer_block_dense", "layer_coordinates", "layer_spectra"]
 
 
 def backprop_M(state: State, ggn: bool = False) -> list:
@@ -37,24 +38,31 @@ def backprop_M(state: State, ggn: bool = False) -> list:
     return M
 
 
-def layer_lowrank(state: State, l: int, M_l) -> LowRank:
-    """Layer l's block as A^T C A with C = (1/B) blockdiag(M^i_l), G = (ã^i . ã^j) I."""
-    xp, B, n = state.xp, state.B, state.net.sizes[l]
+def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
+    """Layer l's block as E S E^T with the basis E = I (x) Q_a of eq. (38).
+
+    Q_a (ñ x k) is an orthonormal basis holding every ã^i_{l-1} (reduced Householder QR),
+    c^i = Q_a^T ã^i, and then S = (1/B) sum_i M^i_l (x) c^i c^i^T (n_l k x n_l k) and
+    b = (1/B) sum_i delta^i_l (x) c^i, so the routes of eqs. (40)-(42) apply; for B = 1 this is
+    eqs. (32)-(33).
+    """
+    xp, B, n, n_prev = state.xp, state.B, state.net.sizes[l], state.net.sizes[l - 1]
     a_t = state.a_tilde(l - 1)
-    S = a_t @ xp.matrix_transpose(a_t)
-    G = xp.reshape(S[:, None, :, None] * state.eye(n)[None, :, None, :], (B * n, B * n))
-    C = xp.reshape(M_l[:, :, None, :] * state.eye(B)[:, None, :, None], (B * n, B * n)) / B
-    u = xp.reshape(state.bwd.delta[l], (B * n,)) / B
+    Q_a = linalg.qr(xp.matrix_transpose(a_t))[0]
+    c = a_t @ Q_a
+    k = c.shape[1]
+    cc = xp.reshape(c[:, :, None] * c[:, None, :], (B, k * k))
+    S = xp.matrix_transpose(xp.reshape(M_l, (B, n * n))) @ cc / B
+    S = xp.reshape(xp.permute_dims(xp.reshape(S, (n, n, k, k)), (0, 2, 1, 3)), (n * k, n * k))
+    b = xp.reshape(xp.matrix_transpose(state.bwd.delta[l]) @ c, (n * k,)) / B
 
-    def adjoint(w):
-        """W_l-part sum_i w_i a^i^T and b_l-part sum_i w_i, in theta order."""
-        w = xp.reshape(w, (w.shape[0], B, n))
-        dW = xp.reshape(xp.matrix_transpose(w) @ state.fwd.a[l - 1], (w.shape[0], -1))
-        parts = [dW, xp.sum(w, axis=1)] if state.net.bias else [dW]
-        return xp.concat(parts, axis=-1)
+    def expand(y):
+        """Parameters [W_l, b_l] of coordinates y (G, m, n k), in theta order."""
+        X = xp.reshape(y, (*y.shape[:2], n, k)) @ xp.matrix_transpose(Q_a)
+        W = xp.reshape(X[..., :n_prev], (*y.shape[:2], n * n_prev))
+        return xp.concat([W, X[..., n_prev]], axis=-1) if state.net.bias else W
 
-    size = n * a_t.shape[1]
-    return LowRank(C, G, u, adjoint, size, batch=B)
+    return Coordinates(S[None, ...], b[None, ...], expand, n * a_t.shape[1])
 
 
 def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:
@@ -69,7 +77,8 @@ def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:
             mu = c * linalg.eigvalsh(M[l][0, ...])
             out.append(Spectrum(mu, state.net.sizes[l] * (a_t.shape[1] - 1)))
         else:
-            out.append(layer_lowrank(state, l, M[l]).eigh())
+            co = layer_coordinates(state, l, M[l])
+            out.append(Spectrum(co.eigvalsh()[0, :], co.num_zeros))
     return out
 
 
