@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..curvature.spectral import check_damping
 from ..curvature.state import prepare
-from .checks import GROUPS, RUNNERS, Context, rel
+from . import checks, sample_checks, spectral_checks
+from .context import Context, rel
 from .oracles import complex_step_gradient, complex_step_hvp, richardson_gradient, richardson_hvp
 from .report import Check, Report
 
@@ -21,10 +22,24 @@ __all__ = [
 ]
 
 
-def _groups(checks) -> list[str]:
-    if checks == "all":
+GROUPS = ("gradient", "hvp", "hessian", "factor", "spectrum", "newton", "ggn", "per_sample")
+
+RUNNERS = {
+    "gradient": checks.check_gradient,
+    "hvp": checks.check_hvp,
+    "hessian": checks.check_hessian,
+    "factor": checks.check_factor,
+    "spectrum": spectral_checks.check_spectrum,
+    "newton": spectral_checks.check_newton,
+    "ggn": sample_checks.check_ggn,
+    "per_sample": sample_checks.check_per_sample,
+}
+
+
+def _groups(selection) -> list[str]:
+    if selection == "all":
         return list(GROUPS)
-    names = [checks] if isinstance(checks, str) else list(checks)
+    names = [selection] if isinstance(selection, str) else list(selection)
     for name in names:
         if name not in GROUPS:
             raise ValueError(f"expected checks 'all' or a subset of {list(GROUPS)}, got {name!r}")
