@@ -83,6 +83,9 @@ def verify(net, theta, X, y, *, damping: float = 1e-3, checks="all",
                           "loss": net.loss_name, "bias": net.bias, "batch": state.B,
                           "dtype": str(state.dtype), "damping": lam, "eps": ctx.eps})
     for group in groups:
-        report.checks.extend(RUNNERS[group](ctx))
+        try:
+            report.checks.extend(RUNNERS[group](ctx))
+        except (ArithmeticError, ValueError, IndexError) as err:
+            report.checks.append(Check.raised(f"{group}/all", group, "references", err, ctx.eps))
     return report
 

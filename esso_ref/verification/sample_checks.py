@@ -61,20 +61,29 @@ def check_per_sample(ctx: Context) -> list[Check]:
     for curvature in ("hessian", "ggn"):
         refs = _sample_refs(ctx, curvature)
         r = min(HessianFactor(ctx.state, curvature).rows.r, net.num_params)
-        ev = per_sample_eigenvalues(net, th, X, y, curvature=curvature)
-        rows.append(_worst(ctx, [
-            eig_row(ctx, "", "per_sample_eigenvalues eq. (36)", f"dense eigh of {curvature}_i",
-                    ev[i, :], e.full(), r, e.norm2(), dM) for i, (_, e, dM) in enumerate(refs)],
-            f"per_sample/eigenvalues/{curvature}"))
+        name = f"per_sample/eigenvalues/{curvature}"
+        try:
+            ev = per_sample_eigenvalues(net, th, X, y, curvature=curvature)
+        except (ArithmeticError, ValueError, IndexError) as err:
+            rows.append(Check.raised(name, "per_sample_eigenvalues", "dense", err, ctx.eps))
+        else:
+            rows.append(_worst(ctx, [
+                eig_row(ctx, "", "per_sample_eigenvalues eq. (36)", f"dense eigh of {curvature}_i",
+                        ev[i, :], e.full(), r, e.norm2(), dM) for i, (_, e, dM) in enumerate(refs)],
+                name))
         for spectral in ("none", "abs", "clip"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                D, _ = per_sample_directions(net, th, X, y, damping=ctx.damping,
-                                             spectral=spectral, curvature=curvature)
+            name = f"per_sample/newton/{curvature}/{spectral}"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    D, _ = per_sample_directions(net, th, X, y, damping=ctx.damping,
+                                                 spectral=spectral, curvature=curvature)
+            except (ArithmeticError, ValueError, IndexError) as err:
+                rows.append(Check.raised(name, "per_sample_directions", "dense", err, ctx.eps))
+                continue
             rows.append(_worst(ctx, [
                 _berr_row(ctx, e, D[i, :], G[i, :], spectral, dM)
-                for i, (_, e, dM) in enumerate(refs)],
-                f"per_sample/newton/{curvature}/{spectral}"))
+                for i, (_, e, dM) in enumerate(refs)], name))
     return rows
 
 

@@ -144,11 +144,15 @@ def check_newton(ctx: Context) -> list[Check]:
         for method in ("structured", "layerwise", "dense"):
             eig = blocks if method == "layerwise" else full
             for spectral in ("none", "abs", "clip"):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    d = _direction(ctx, method, curvature, spectral)
-                rows += newton_rows(ctx, f"newton/{method}/{curvature}/{spectral}",
-                                    f"{method} eq. (27)-(28)", eig, d, g, spectral, dM)
+                name, route = f"newton/{method}/{curvature}/{spectral}", f"{method} eq. (27)-(28)"
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        d = _direction(ctx, method, curvature, spectral)
+                except (ArithmeticError, ValueError, IndexError) as err:
+                    rows.append(Check.raised(name, route, "dense f(M) + lam I", err, ctx.eps))
+                    continue
+                rows += newton_rows(ctx, name, route, eig, d, g, spectral, dM)
     return rows
 
 
