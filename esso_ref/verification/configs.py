@@ -34,7 +34,7 @@ Configuration = tuple  # (net, theta, X, y)
 
 
 def _width(rng) -> int:
-    return int(round(math.exp(rng.uniform(0.0, math.log(40.0)))))
+    return round(math.exp(rng.uniform(0.0, math.log(40.0))))
 
 
 def _spec(rng, edges: set) -> dict:

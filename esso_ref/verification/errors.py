@@ -43,7 +43,7 @@ def fro(x) -> float:
 
 
 def perturb(x, seed: int):
-    """The array x (1 + eps u) with u uniform on [-1, 1]: a relative perturbation of one rounding."""
+    """The array x (1 + eps u), u uniform on [-1, 1]: a relative perturbation of one rounding."""
     xp = namespace(x)
     eps = float(xp.finfo(x.dtype).eps)
     u = host_rng(seed).uniform(-1.0, 1.0, tuple(x.shape))

@@ -149,6 +149,10 @@ def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2
     """Gradient by Richardson differences with its error estimate (:class:`FiniteDifference`).
 
     Args:
+        net: the network.
+        theta: parameters (P,).
+        X: inputs (B, n_0).
+        y: labels or targets.
         noise: round-off of one loss evaluation (absolute).
         h: largest step; directions that would cross a kink use h / 4^k.
     """

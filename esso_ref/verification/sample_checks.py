@@ -124,7 +124,8 @@ def check_ggn(ctx: Context) -> list[Check]:
         eig_err = max(eig_err, max_abs(spec.full() - e.full()))
         eig_est = max(eig_est, fro(ref_p[sl, sl] - ref[sl, sl]))
     r_block = ctx.state.B * max(net.sizes[1:])
-    return rows + [
+    return [
+        *rows,
         ctx.bounded("ggn/layer_blocks", "M_l (x) ã ã^T eq. (30)", "J^T Lam J blocks", block_err,
                     terms, dG, 450.0, "max|diff| / max(|J|^T |Lam| |J|)"),
         ctx.bounded("ggn/layer_eigenvalues", "eq. (32) without phi''", "eigh(J^T Lam J block)",
