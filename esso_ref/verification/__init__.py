@@ -47,16 +47,20 @@ def _groups(selection) -> list[str]:
 
 
 def verify(net, theta, X, y, *, damping: float = 1e-3, checks="all",
-           max_dense_params: int = 2000, seed: int = 0) -> Report:
+           max_dense_params: int = 5000, seed: int = 0) -> Report:
     """Check every curvature quantity of ``net`` at (theta, X, y) against independent routes.
 
-    Oracles: the complex step, eq. (38), and Richardson central differences, eq. (39).
-    Groups: ``gradient`` (complex step, Richardson), ``hvp`` (complex step, Richardson,
-    symmetry), ``hessian`` (symmetry of HVP columns), ``factor`` (A^T C A vs dense, structured
-    Gram vs materialised, adjoint test), ``spectrum`` (structured vs dense, trace and Frobenius
-    identities, layer blocks), ``newton`` (structured / layerwise / dense x hessian / ggn x
-    none / abs / clip: backward error, descent). Dense routes are skipped, with the reason,
-    when P > ``max_dense_params``.
+    Oracles: the complex step, eq. (38), Richardson central differences, eq. (39), dense
+    matrices from HVP columns, eq. (12), and J^T Lam J from complex-step Jacobians.
+    Groups: ``gradient`` (textbook loss, complex step, Richardson), ``hvp`` (complex step,
+    Richardson, symmetry), ``hessian`` (symmetry of HVP columns), ``factor`` (A^T C A vs
+    dense, structured Gram vs materialised, adjoint test), ``spectrum`` (structured vs dense,
+    trace and Frobenius identities, layer blocks), ``newton`` (structured / layerwise / dense x
+    hessian / ggn x none / abs / clip: backward error, descent), ``ggn`` (every Gauss-Newton
+    route vs J^T Lam J), ``per_sample`` (per_sample_eigenvalues / per_sample_directions vs each
+    sample's dense H_i and GGN_i). Every tolerance comes from an error bound or estimate for
+    this input (docs/verification.md); a route that raises is a failed row. Dense routes are
+    skipped, with the reason and how to run them, when P > ``max_dense_params``.
 
     Args:
         net: the :class:`esso_ref.MLP`.

@@ -80,7 +80,7 @@ def check_gradient(ctx: Context) -> list[Check]:
     loss, loss_p = float(net._loss(th, X, y)), float(net._loss(ctx.theta_p, ctx.X_p, y))
     cs = oracles.complex_step_gradient(net, th, X, y, h=_h(ctx))
     noise = 4.0 * (ctx.eps * abs(loss) + abs(loss_p - loss))
-    fd = oracles.richardson_gradient_estimate(net, th, X, y, noise)
+    fd = oracles.richardson_gradient_estimate(net, th, X, y, noise, twin=(ctx.theta_p, ctx.X_p))
     return [
         _loss_row(ctx, loss, loss_p),
         ctx.bounded("gradient/complex_step", "backprop eq. (8)", "complex step eq. (38)",
@@ -91,8 +91,7 @@ def check_gradient(ctx: Context) -> list[Check]:
 
 
 def _h(ctx: Context) -> float:
-    """Complex step: 1e-30 in float64; 1e-12 in float32 (keeps tangents out of subnormals)."""
-    return 1e-30 if ctx.eps < 1e-10 else 1e-12
+    return oracles.step_size(ctx.net, ctx.eps)
 
 
 def check_hvp(ctx: Context) -> list[Check]:
@@ -104,7 +103,7 @@ def check_hvp(ctx: Context) -> list[Check]:
     cs = oracles.complex_step_hvp(net, th, X, y, v, h=_h(ctx))
     g = net._gradient(th, X, y)
     noise = 4.0 * (ctx.eps * max_abs(g) + max_abs(net._gradient(ctx.theta_p, ctx.X_p, y) - g))
-    fd = oracles.richardson_hvp_estimate(net, th, X, y, v, noise)
+    fd = oracles.richardson_hvp_estimate(net, th, X, y, v, noise, twin=(ctx.theta_p, ctx.X_p))
     norm = xp.linalg.vector_norm
     nu, nv = float(norm(u)), float(norm(v))
     sym_scale = nu * float(norm(Hv)) + nv * float(norm(Hu))

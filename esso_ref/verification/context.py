@@ -83,8 +83,9 @@ class Context:
         def build():
             th, X = (self.theta_p, self.X_p) if perturbed else (self.theta, self.X)
             state = self.state_p if perturbed else self.state
-            J = oracles.complex_step_jacobian(self.net, th, X)
-            Lam = oracles.complex_step_loss_hessian(self.net, state.fwd.z[self.net.L], self.y)
+            h = oracles.step_size(self.net, self.eps)
+            J = oracles.complex_step_jacobian(self.net, th, X, h)
+            Lam = oracles.complex_step_loss_hessian(self.net, state.fwd.z[self.net.L], self.y, h)
             Jt = self.xp.matrix_transpose(J)
             G = Jt @ Lam @ J
             absG = self.xp.abs(Jt) @ self.xp.abs(Lam) @ self.xp.abs(J)

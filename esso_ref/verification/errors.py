@@ -5,7 +5,7 @@ Every tolerance of ``er.verify`` is ``c * eps * scale + C_PERT * est`` for that 
 - ``scale``: the magnitude of the quantities summed (max|reference|, or a running-absolute-value
   bound such as max(|A|^T |C| |A|) for a product, or |H|_2 for eigenvalues);
 - ``est``: the change of the reference when theta and X are perturbed by independent relative
-  amounts of at most eps. Rounding errors are backward errors of that size, so this measures
+  amounts of 2 to 4 eps. Rounding errors are backward errors of that size, so this measures
   how strongly the quantity amplifies them at this input (large weights, saturated units,
   cancellation in sums); it is 0 for an exactly zero gradient and never divides by anything.
 
@@ -43,10 +43,14 @@ def fro(x) -> float:
 
 
 def perturb(x, seed: int):
-    """The array x (1 + eps u), u uniform on [-1, 1]: a relative perturbation of one rounding."""
+    """The array x (1 + eps u), |u| uniform on [2, 4] with random signs.
+
+    Every non-zero entry moves by a few roundings (with |u| < 1/2 it would round back to x).
+    """
     xp = namespace(x)
     eps = float(xp.finfo(x.dtype).eps)
-    u = host_rng(seed).uniform(-1.0, 1.0, tuple(x.shape))
+    rng = host_rng(seed)
+    u = rng.uniform(2.0, 4.0, tuple(x.shape)) * rng.choice([-1.0, 1.0], tuple(x.shape))
     return x * (1.0 + eps * xp.asarray(u, dtype=x.dtype, device=device_of(x)))
 
 

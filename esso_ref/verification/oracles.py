@@ -25,12 +25,32 @@ from typing import Any
 from ..backend import device_of, namespace
 from ..passes import forward
 
-__all__ = ["FiniteDifference", "complex_step_gradient", "complex_step_hvp",
-           "complex_step_jacobian", "complex_step_loss_hessian", "richardson_gradient",
-           "richardson_hvp"]
+__all__ = [
+    "FiniteDifference",
+    "complex_step_gradient",
+    "complex_step_hvp",
+    "complex_step_jacobian",
+    "complex_step_loss_hessian",
+    "richardson_gradient",
+    "richardson_hvp",
+    "step_size",
+]
 
 _CHUNK = 128
 _LEVELS = 8  # steps h, h/4, ..., h/4^7 tried for kink-free differences
+
+
+def step_size(net, dtype_eps: float) -> float:
+    """The complex step h: 1e-30 (float64) or 1e-12 (float32).
+
+    For a kinked phi (relu) h is so small that h^2 underflows to 0 (1e-170, 1e-23): the real
+    parts of a complex evaluation then equal the real evaluation exactly, and relu branches on
+    them as on the real input, so the step follows the convention phi'(0) = 0 at an exact kink
+    instead of a side chosen by the O(h^2) real parts.
+    """
+    if dtype_eps < 1e-10:
+        return 1e-170 if net.act.kink else 1e-30
+    return 1e-23 if net.act.kink else 1e-12
 
 
 def _complex(theta):
@@ -132,20 +152,25 @@ def _safe_steps(net, theta, X, E, h: float):
     return steps
 
 
-def _richardson(D, h: float, noise):
+def _richardson(D, h: float, noise, D_twin=None):
     """(D_2, |D_2 - D_1(h/2)| + round-off) from D(h), D(h/2), D(h/4), eq. (39).
 
     ``noise`` is the round-off of one evaluation of f; D_2 = (64 D(h/4) - 20 D(h/2) + D(h)) / 45
-    amplifies it by at most (64 * 4 + 20 * 2 + 1) / 45 / h < 7 / h.
+    amplifies it by at most (64 * 4 + 20 * 2 + 1) / 45 / h < 7 / h. ``D_twin`` evaluates D on
+    the eps-perturbed input: 2 |D(h/4) - D_twin(h/4)| measures the round-off directly (it
+    matters where f is flat, e.g. at an exactly zero gradient).
     """
     D0 = [D(h), D(h / 2), D(h / 4)]
     D1 = [(4.0 * D0[1] - D0[0]) / 3.0, (4.0 * D0[2] - D0[1]) / 3.0]
     D2 = (16.0 * D1[1] - D1[0]) / 15.0
     xp = namespace(D2)
-    return D2, xp.abs(D2 - D1[1]) + 7.0 * noise / h
+    err = xp.abs(D2 - D1[1]) + 7.0 * noise / h
+    if D_twin is not None:
+        err = err + 2.0 * xp.abs(D0[2] - D_twin(h / 4))
+    return D2, err
 
 
-def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2):
+def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2, twin=None):
     """Gradient by Richardson differences with its error estimate (:class:`FiniteDifference`).
 
     Args:
@@ -154,6 +179,7 @@ def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2
         X: inputs (B, n_0).
         y: labels or targets.
         noise: round-off of one loss evaluation (absolute).
+        twin: (theta', X') perturbed by a few roundings, to measure the round-off of D.
         h: largest step; directions that would cross a kink use h / 4^k.
     """
     xp, P = namespace(theta), net.num_params
@@ -166,12 +192,13 @@ def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2
         error = xp.zeros_like(value)
         for step in sorted(set(steps) - {0.0}):
 
-            def D(s, E=E):
-                up, down = net._loss(theta[None, :] + s * E, X, y), net._loss(
-                    theta[None, :] - s * E, X, y)
+            def D(s, E=E, th=theta, X=X):
+                up, down = net._loss(th[None, :] + s * E, X, y), net._loss(
+                    th[None, :] - s * E, X, y)
                 return (up - down) / (2.0 * s)
 
-            v, e = _richardson(D, step, noise)
+            D_twin = None if twin is None else (lambda s, E=E: D(s, E, *twin))
+            v, e = _richardson(D, step, noise, D_twin)
             mask = xp.asarray([s == step for s in steps], device=device_of(theta))
             value, error = xp.where(mask, v, value), xp.where(mask, e, error)
         values.append(value)
@@ -181,19 +208,21 @@ def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2
     return FiniteDifference(value, error, valid)
 
 
-def richardson_hvp_estimate(net, theta, X, y, v, noise: float, h: float = 1e-2):
+def richardson_hvp_estimate(net, theta, X, y, v, noise: float, h: float = 1e-2, twin=None):
     """H v by Richardson differences of the gradient along v, with its error estimate.
 
-    ``noise`` is the round-off of one gradient evaluation (max-norm).
+    ``noise`` is the round-off of one gradient evaluation (max-norm); ``twin`` as for
+    :func:`richardson_gradient_estimate`.
     """
     step = _safe_steps(net, theta, X, v[None, :], h)[0]
     if step == 0.0:
         return FiniteDifference(None, None, [False])
 
-    def D(s):
-        return (net._gradient(theta + s * v, X, y) - net._gradient(theta - s * v, X, y)) / (2 * s)
+    def D(s, th=theta, X=X):
+        return (net._gradient(th + s * v, X, y) - net._gradient(th - s * v, X, y)) / (2 * s)
 
-    value, error = _richardson(D, step, noise)
+    D_twin = None if twin is None else (lambda s: D(s, *twin))
+    value, error = _richardson(D, step, noise, D_twin)
     return FiniteDifference(value, error, [True])
 
 
