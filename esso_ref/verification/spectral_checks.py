@@ -12,6 +12,7 @@ import warnings
 
 from ..curvature.api import _dense_newton, _layerwise_newton
 from ..curvature.layerwise import layer_block_dense, layer_spectra
+from ..curvature.lowrank import SingularCurvatureError
 from ..curvature.spectral import adjust
 from .context import Context
 from .errors import fro, max_abs, reference_eigh
@@ -148,11 +149,36 @@ def check_newton(ctx: Context) -> list[Check]:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         d = _direction(ctx, method, curvature, spectral)
+                except SingularCurvatureError as err:
+                    rows.append(singular_row(ctx, name, route, eig, spectral, err))
+                    continue
                 except (ArithmeticError, ValueError, IndexError) as err:
                     rows.append(Check.raised(name, route, "dense f(M) + lam I", err, ctx.eps))
                     continue
                 rows += newton_rows(ctx, name, route, eig, d, g, spectral, dM)
     return rows
+
+
+def singular_row(ctx: Context, name, route, eig, spectral, err) -> Check:
+    """A documented SingularCurvatureError: skipped if the reference confirms it, else failed.
+
+    Confirmed: f(M) + lam I is singular to working precision, min|f(mu) + lam| <= 1e3 n eps
+    times its norm, n = min(P, rows of A).
+    """
+    lam, blocks = ctx.damping, eig if isinstance(eig, list) else [(None, eig)]
+    low, top = lam, lam
+    for _, e in blocks:
+        if e.mu.size:
+            shifted = ctx.xp.abs(adjust(spectral, e.mu) + lam)
+            low, top = min(low, float(ctx.xp.min(shifted))), max(top, max_abs(shifted))
+    n = min(ctx.net.num_params, ctx.factor().rank_bound)
+    if low <= 1e3 * n * ctx.eps * top:
+        return ctx.skip(name, route, "dense f(M) + lam I", f"f(M) + lam I is singular to working "
+                        f"precision (min|f(mu) + lam| = {low / top:.1e} of its norm): the route "
+                        "raises SingularCurvatureError as documented")
+    row = Check.raised(name, route, "dense f(M) + lam I", err, ctx.eps)
+    row.note += f" (reference: min|f(mu) + lam| = {low / top:.1e} of its norm)"
+    return row
 
 
 def newton_rows(ctx: Context, name, route, eig, d, g, spectral, dM: float) -> list[Check]:
