@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..backend import device_of
 from ..curvature.api import _dense_newton, _layerwise_newton
 from ..curvature.layerwise import layer_block_dense, layer_spectra
 from ..curvature.lowrank import SingularCurvatureError
@@ -29,7 +30,8 @@ def eig_row(ctx: Context, name, a, b, got, ref, r: int, norm2: float, dfro: floa
     """max|got - ref| (sorted, zero-padded to one length) vs 50 r eps |H|_2 + C |dH|_F."""
     xp = ctx.xp
     n = max(got.shape[0], ref.shape[0])
-    pad = [xp.sort(xp.concat([x, xp.zeros((n - x.shape[0],), dtype=x.dtype)])) for x in (got, ref)]
+    pad = [xp.sort(xp.concat([x, xp.zeros((n - x.shape[0],), dtype=x.dtype, device=device_of(x))]))
+           for x in (got, ref)]
     return ctx.bounded(name, a, b, max_abs(pad[0] - pad[1]), norm2, dfro, TOL_EIG * r,
                        "max|mu - mu_ref| / |H|_2")
 
