@@ -14,7 +14,7 @@ from ..curvature.dense import dense_state
 from ..curvature.hvp import hvp_state
 from . import oracles
 from .context import Context, rel
-from .errors import max_abs
+from .errors import C_PERT, max_abs
 from .report import Check
 
 __all__ = ["Context", "check_factor", "check_gradient", "check_hessian", "check_hvp", "rel"]
@@ -69,7 +69,8 @@ def _fd_row(ctx: Context, name, route, exact, fd, scale, est, noun) -> Check:
     if n_bad:
         note += (f"; {n_bad} {noun}s skipped: they cross a ReLU kink (convention phi'(0) = 0, "
                  "checked by the complex step)")
-    return ctx.bounded(name, route, ref, diff, scale, est + fd_err / 64.0, C_SUM, note)
+    # est is weighted by C_PERT in the tolerance; this adds exactly fd_err to it
+    return ctx.bounded(name, route, ref, diff, scale, est + fd_err / C_PERT, C_SUM, note)
 
 
 def check_gradient(ctx: Context) -> list[Check]:

@@ -15,6 +15,7 @@ import warnings
 from ..curvature.factor import HessianFactor
 from ..curvature.layerwise import layer_block_dense, layer_spectra
 from ..curvature.per_sample import per_sample_directions, per_sample_eigenvalues
+from .checks import C_SUM
 from .context import Context
 from .errors import fro, max_abs, reference_eigh, tolerance
 from .report import Check
@@ -110,7 +111,7 @@ def check_ggn(ctx: Context) -> list[Check]:
     eig = ctx.eig("ggn", ref, f.rank_bound)
     r = min(f.rank_bound, net.num_params)
     rows = [ctx.bounded("ggn/dense", "A^T C A eq. (37)", "J^T Lam J complex step",
-                        max_abs(f.to_dense() - ref), terms, dG, 64.0,
+                        max_abs(f.to_dense() - ref), terms, dG, C_SUM,
                         "max|diff| / max(|J|^T |Lam| |J|)")]
     names = ("ggn/eigenvalues", "structured eq. (25), (37)", "eigh(J^T Lam J)")
     try:

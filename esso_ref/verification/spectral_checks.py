@@ -16,7 +16,7 @@ from ..curvature.layerwise import layer_block_dense, layer_spectra
 from ..curvature.lowrank import SingularCurvatureError
 from ..curvature.spectral import adjust
 from .context import Context
-from .errors import fro, max_abs, reference_eigh
+from .errors import C_PERT, fro, max_abs, reference_eigh
 from .report import Check
 
 __all__ = ["backward_error", "block_eig", "check_newton", "check_spectrum", "eig_row"]
@@ -45,16 +45,16 @@ def check_spectrum(ctx: Context) -> list[Check]:
     norm2, dfro = ref.norm2(), ctx.dense_change()[1]
     mu = f.eigh().values
     r = min(f.rank_bound, ctx.net.num_params)
-    eig_bound = TOL_EIG * r * ctx.eps * norm2 + 64.0 * dfro   # per eigenvalue
+    eig_bound = TOL_EIG * r * ctx.eps * norm2 + C_PERT * dfro   # per eigenvalue
     tr, fro2 = float(xp.linalg.trace(H)), float(xp.sum(H * H))
     abs_mu = float(xp.sum(xp.abs(mu)))
     return [
         eig_row(ctx, "spectrum/dense", "structured eq. (25)", "dense eigh", f.eigh().full(),
                 ref.full(), r, norm2, dfro),
         ctx.bounded("spectrum/trace", "sum(mu)", "trace(H) dense", abs(float(xp.sum(mu)) - tr),
-                    abs_mu, r * eig_bound / 64.0, TOL_IDENTITY, "|sum mu - tr H| / sum|mu|"),
+                    abs_mu, r * eig_bound / C_PERT, TOL_IDENTITY, "|sum mu - tr H| / sum|mu|"),
         ctx.bounded("spectrum/frobenius", "sum(mu^2)", "|H|_F^2 dense",
-                    abs(float(xp.sum(mu * mu)) - fro2), fro2, 2.0 * abs_mu * eig_bound / 64.0,
+                    abs(float(xp.sum(mu * mu)) - fro2), fro2, 2.0 * abs_mu * eig_bound / C_PERT,
                     TOL_IDENTITY, "|sum mu^2 - |H|_F^2| / |H|_F^2"),
         *_layer_block_checks(ctx, H, norm2),
     ]
