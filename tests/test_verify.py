@@ -98,3 +98,12 @@ def test_zero_gradient_and_kink_pass():
     report = er.verify(net, theta, X, y)
     assert float(abs(net.gradient(theta, X, y)).max()) == 0.0
     assert report.passed, report.table()
+
+
+@pytest.mark.parametrize("act", sorted(er.ACTIVATIONS))
+def test_cli_verify_float32_passes(act, capsys):
+    for loss in sorted(er.LOSSES):
+        assert main(["verify", "--dtype", "float32", "--activation", act, "--loss", loss,
+                     "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["passed"] and report["meta"]["dtype"] == "float32"
