@@ -9,6 +9,8 @@ and X, plus (finite differences) Richardson's own error estimate.
 
 from __future__ import annotations
 
+import math
+
 from ..backend import device_of, host_normal
 from ..curvature.dense import dense_state
 from ..curvature.hvp import hvp_state
@@ -39,7 +41,7 @@ def _direct_loss(ctx: Context) -> float:
 def _loss_row(ctx: Context, loss: float, loss_p: float) -> Check:
     names = ("loss/direct_formula", "log-sum-exp eq. (4)-(6)", "mean -log p_y / (z-y)^2")
     direct = _direct_loss(ctx)
-    if direct != direct or direct in (float("inf"), float("-inf")):
+    if not math.isfinite(direct):
         return ctx.skip(*names, "softmax p_y underflows: the textbook formula is not defined "
                         "in floating point here")
     n = float(ctx.net.sizes[-1])
