@@ -75,6 +75,36 @@ def _fd_row(ctx: Context, name, route, exact, fd, scale, est, noun) -> Check:
     return ctx.bounded(name, route, ref, diff, scale, est + fd_err / C_PERT, C_SUM, note)
 
 
+def _gradient_terms(ctx: Context) -> float:
+    """max_j (1/B) sum_i |J_i|^T m_i: the gradient's terms before they cancel.
+
+    m_i holds the magnitudes of the terms of dl/dz_L: p + e_y (cross-entropy, where p_y - 1 is
+    formed by a subtraction) or (2 / n_L)(|z| + |y|) (mse). J_i comes from the complex step.
+    """
+    xp, net = ctx.xp, ctx.net
+    z = ctx.state.fwd.z[net.L]
+    if net.loss_fn.integer_targets:
+        onehot = xp.astype(xp.arange(z.shape[1], device=device_of(z)) == ctx.y[:, None], z.dtype)
+        m = net.loss_fn.grad(z, ctx.y) + 2.0 * onehot     # (p - e_y) + 2 e_y = p + e_y
+    else:
+        m = (2.0 / z.shape[1]) * (xp.abs(z) + xp.abs(ctx.y))
+    J = ctx.jacobian()
+    return max_abs(xp.sum(xp.abs(J) * m[:, :, None], axis=(0, 1))) / ctx.state.B
+
+
+def _hvp_terms(ctx: Context, v) -> float:
+    """max_j (1/B) sum_i (|J_i|^T T_i |J_i| |v|)_j, T_i the magnitudes of Lam_i's terms.
+
+    T_i = diag(p) + p p^T (cross-entropy: Lam = diag(p) - p p^T cancels as p_y -> 1) or
+    (2 / n_L) I (mse): the Gauss-Newton part of H v before it cancels.
+    """
+    xp = ctx.xp
+    aJ = xp.abs(ctx.jacobian())
+    Jv = aJ @ xp.abs(v)                                              # (B, n_L)
+    out = xp.matrix_transpose(aJ) @ (ctx.loss_terms() @ Jv[:, :, None])   # (B, P, 1)
+    return max_abs(xp.sum(out[:, :, 0], axis=0)) / ctx.state.B
+
+
 def check_gradient(ctx: Context) -> list[Check]:
     """Loss vs the textbook formula; gradient vs complex step and Richardson differences."""
     net, th, X, y = ctx.net, ctx.theta, ctx.X, ctx.y
@@ -87,7 +117,8 @@ def check_gradient(ctx: Context) -> list[Check]:
     return [
         _loss_row(ctx, loss, loss_p),
         ctx.bounded("gradient/complex_step", "backprop eq. (8)", "complex step eq. (38)",
-                    max_abs(g - cs), max_abs(cs), est, C_SUM, "max|diff| / max|g|"),
+                    max_abs(g - cs), max(max_abs(cs), _gradient_terms(ctx)), est, C_SUM,
+                    "max|diff| / max(|g|, sum of |terms|)"),
         _fd_row(ctx, "gradient/richardson", "backprop eq. (8)", g, fd, max_abs(cs), est,
                 "direction"),
     ]
@@ -109,17 +140,21 @@ def check_hvp(ctx: Context) -> list[Check]:
     fd = oracles.richardson_hvp_estimate(net, th, X, y, v, noise, twin=(ctx.theta_p, ctx.X_p))
     norm = xp.linalg.vector_norm
     nu, nv = float(norm(u)), float(norm(v))
-    sym_scale = nu * float(norm(Hv)) + nv * float(norm(Hu))
+    aJ = xp.abs(ctx.jacobian())
+    Ju, Jv = aJ @ xp.abs(u), aJ @ xp.abs(v)                           # (B, n_L)
+    uTv = float(xp.sum(Ju[:, :, None] * ctx.loss_terms() * Jv[:, None, :])) / ctx.state.B
+    sym_scale = nu * float(norm(Hv)) + nv * float(norm(Hu)) + 2.0 * uTv
     sym_est = nu * float(norm(dHv)) + nv * float(norm(dHu))
     sym = abs(float(xp.vecdot(u, Hv) - xp.vecdot(v, Hu)))
     return [
         ctx.bounded("hvp/complex_step", "R-operator eq. (11)", "complex step eq. (38)",
-                    max_abs(Hv - cs), max_abs(cs), max_abs(dHv), C_SUM, "max|diff| / max|Hv|"),
+                    max_abs(Hv - cs), max(max_abs(cs), _hvp_terms(ctx, v)), max_abs(dHv), C_SUM,
+                    "max|diff| / max(|Hv|, |J|^T |Lam terms| |J| |v|)"),
         _fd_row(ctx, "hvp/richardson", "R-operator eq. (11)", Hv,
                 fd if fd.value is not None else oracles.FiniteDifference(Hv, Hv, [False]),
                 max_abs(cs), max_abs(dHv), "direction"),
         ctx.bounded("hvp/symmetry", "u.(Hv)", "v.(Hu)", sym, sym_scale, sym_est, C_SUM,
-                    "|u.Hv - v.Hu| / (|u| |Hv| + |v| |Hu|)"),
+                    "|u.Hv - v.Hu| / (|u| |Hv| + |v| |Hu| + 2 |u|^T terms |v|)"),
     ]
 
 
@@ -129,8 +164,9 @@ def check_hessian(ctx: Context) -> list[Check]:
         return [ctx.skip("hessian/symmetry", "HVP columns", "transpose")]
     raw = dense_state(ctx.state, symmetric=False)
     asym = max_abs(raw - ctx.xp.matrix_transpose(raw))
-    return [ctx.bounded("hessian/symmetry", "HVP columns", "transpose", asym, max_abs(raw),
-                        ctx.dense_change()[0], C_SUM, "max|H - H^T| / max|H|")]
+    return [ctx.bounded("hessian/symmetry", "HVP columns", "transpose", asym,
+                        max(max_abs(raw), ctx.terms_scale()[0]), ctx.dense_change()[0], C_SUM,
+                        "max|H - H^T| / max(|H|, |J|^T |Lam terms| |J|)")]
 
 
 def check_factor(ctx: Context) -> list[Check]:
@@ -153,7 +189,7 @@ def check_factor(ctx: Context) -> list[Check]:
     A = f.materialize_A()
     At = xp.matrix_transpose(A)
     AtCA, AAt = At @ f.C @ A, A @ At
-    terms = max_abs(xp.abs(At) @ xp.abs(f.C) @ xp.abs(A))
+    terms = max(max_abs(xp.abs(At) @ xp.abs(f.C) @ xp.abs(A)), ctx.terms_scale()[0])
     return [
         *rows,
         ctx.bounded("factor/dense", "A^T C A eq. (17)", "HVP columns eq. (12)",

@@ -78,13 +78,48 @@ class Context:
         """Cached reference eigendecomposition of the dense M (rank bound ``rank``)."""
         return self.cached(("eig", key), lambda: errors.reference_eigh(M, rank, self.seed + 7))
 
+    def jacobian(self, perturbed: bool = False):
+        """J_i = dz_L^i / dtheta, (B, n_L, P), by the complex step (cached)."""
+        def build():
+            th, X = (self.theta_p, self.X_p) if perturbed else (self.theta, self.X)
+            return oracles.complex_step_jacobian(self.net, th, X,
+                                                 oracles.step_size(self.net, self.eps))
+        return self.cached(("J", perturbed), build)
+
+    def loss_terms(self):
+        """T_i (B, n_L, n_L): magnitudes of the terms of Lam_i, diag(p) + p p^T or (2/n_L) I.
+
+        Lam = diag(p) - p p^T cancels as p_y -> 1, so its rounding is eps T, not eps |Lam|.
+        """
+        xp, z = self.xp, self.state.fwd.z[self.net.L]
+        n = z.shape[1]
+        eye = xp.eye(n, dtype=z.dtype, device=device_of(z))
+        if not self.net.loss_fn.integer_targets:
+            return xp.broadcast_to((2.0 / n) * eye, (z.shape[0], n, n))
+        e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+        p = e / xp.sum(e, axis=1, keepdims=True)
+        return p[:, :, None] * eye + p[:, :, None] * p[:, None, :]
+
+    def hessian_terms(self):
+        """Per-sample |J_i|^T T_i |J_i| (B, P, P): the Gauss-Newton terms before cancellation."""
+        def build():
+            aJ = self.xp.abs(self.jacobian())
+            return self.xp.matrix_transpose(aJ) @ self.loss_terms() @ aJ
+        return self.cached("Ht", build)
+
+    def terms_scale(self) -> tuple[float, float]:
+        """(max, Frobenius norm) of the batch mean of :meth:`hessian_terms`."""
+        def build():
+            Ht = self.xp.mean(self.hessian_terms(), axis=0)
+            return errors.max_abs(Ht), errors.fro(Ht)
+        return self.cached("Ht_scale", build)
+
     def ggn(self, perturbed: bool = False):
         """Per-sample J_i^T Lam_i J_i (B, P, P) with J and Lam from the complex step."""
         def build():
-            th, X = (self.theta_p, self.X_p) if perturbed else (self.theta, self.X)
             state = self.state_p if perturbed else self.state
             h = oracles.step_size(self.net, self.eps)
-            J = oracles.complex_step_jacobian(self.net, th, X, h)
+            J = self.jacobian(perturbed)
             Lam = oracles.complex_step_loss_hessian(self.net, state.fwd.z[self.net.L], self.y, h)
             Jt = self.xp.matrix_transpose(J)
             G = Jt @ Lam @ J

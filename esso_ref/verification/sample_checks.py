@@ -46,7 +46,8 @@ def _sample_refs(ctx: Context, curvature: str) -> list:
                 M, Mp = ctx.sample_hessian(i), ctx.sample_hessian(i, True)
             else:
                 M, Mp = ctx.ggn()[0][i, ...], ctx.ggn(True)[0][i, ...]
-            out.append((M, reference_eigh(M, r, ctx.seed + 11 + i), fro(Mp - M)))
+            terms = ctx.eps * fro(ctx.hessian_terms()[i, ...])
+            out.append((M, reference_eigh(M, r, ctx.seed + 11 + i), fro(Mp - M) + terms))
         return out
     return ctx.cached(("samples", curvature), build)
 
@@ -105,10 +106,11 @@ def check_ggn(ctx: Context) -> list[Check]:
         return [ctx.skip("ggn/dense", "A^T C A (GGN)", "J^T Lam J complex step")]
     xp, net = ctx.xp, ctx.net
     ref, ref_p = ctx.batch_ggn(), ctx.batch_ggn(True)
-    terms = max_abs(xp.mean(ctx.ggn()[1], axis=0))
+    terms = max(max_abs(xp.mean(ctx.ggn()[1], axis=0)), ctx.terms_scale()[0])
     dG, dG_fro = max_abs(ref_p - ref), fro(ref_p - ref)
     f = ctx.factor("ggn")
     eig = ctx.eig("ggn", ref, f.rank_bound)
+    dG_fro += ctx.eps * ctx.terms_scale()[1]
     r = min(f.rank_bound, net.num_params)
     rows = [ctx.bounded("ggn/dense", "A^T C A eq. (37)", "J^T Lam J complex step",
                         max_abs(f.to_dense() - ref), terms, dG, C_SUM,
@@ -119,7 +121,8 @@ def check_ggn(ctx: Context) -> list[Check]:
     except (ArithmeticError, ValueError, IndexError) as err:
         rows.append(Check.raised(*names, err, ctx.eps))
     try:
-        return rows + _ggn_layer_rows(ctx, ref, ref_p, terms, dG, eig.norm2())
+        norm2 = max(eig.norm2(), ctx.terms_scale()[1])
+        return rows + _ggn_layer_rows(ctx, ref, ref_p, terms, dG, norm2)
     except (ArithmeticError, ValueError, IndexError) as err:
         return [*rows, Check.raised("ggn/layer_eigenvalues", "eq. (32)", "eigh", err, ctx.eps)]
 
@@ -133,7 +136,7 @@ def _ggn_layer_rows(ctx: Context, ref, ref_p, terms: float, dG: float, norm2: fl
         block_err = max(block_err, max_abs(layer_block_dense(ctx.state, l, ggn=True)
                                            - ref[sl, sl]))
         eig_err = max(eig_err, max_abs(spec.full() - e.full()))
-        eig_est = max(eig_est, fro(ref_p[sl, sl] - ref[sl, sl]))
+        eig_est = max(eig_est, fro(ref_p[sl, sl] - ref[sl, sl]) + ctx.eps * ctx.terms_scale()[1])
     r_block = ctx.state.B * max(net.sizes[1:])
     return [
         ctx.bounded("ggn/layer_blocks", "M_l (x) ã ã^T eq. (30)", "J^T Lam J blocks", block_err,

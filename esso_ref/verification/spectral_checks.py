@@ -42,7 +42,7 @@ def check_spectrum(ctx: Context) -> list[Check]:
         return [ctx.skip("spectrum/dense", "structured eq. (25)", "dense eigh")]
     xp, H, f = ctx.xp, ctx.dense(), ctx.factor()
     ref = ctx.eig("H", H, f.rank_bound)
-    norm2, dfro = ref.norm2(), ctx.dense_change()[1]
+    norm2, dfro = max(ref.norm2(), ctx.terms_scale()[1]), ctx.dense_change()[1]
     mu = f.eigh().values
     r = min(f.rank_bound, ctx.net.num_params)
     eig_bound = TOL_EIG * r * ctx.eps * norm2 + C_PERT * dfro   # per eigenvalue
@@ -90,7 +90,8 @@ def _layer_block_checks(ctx: Context, H, norm2: float) -> list[Check]:
         eig_tol = max(eig_tol, fro(dH[sl, sl]))
     return [
         ctx.bounded("spectrum/layer_blocks", "M_l (x) ã ã^T eq. (30)", "dense block", block_err,
-                    max_abs(H), block_est, 450.0, "max over layers of max|diff| / max|H|"),
+                    max(max_abs(H), ctx.terms_scale()[0]), block_est, 450.0,
+                    "max over layers of max|diff| / max(|H|, terms)"),
         ctx.bounded("spectrum/layer_eigenvalues", "|ã|^2 eig(M_l) eq. (32)", "eigh(dense block)",
                     eig_err, norm2, eig_tol, TOL_EIG * r_block, "max|mu - mu_ref| / |H|_2"),
     ]
@@ -132,6 +133,7 @@ def _targets(ctx: Context, curvature: str):
     else:
         M, dM = ctx.batch_ggn(), fro(ctx.batch_ggn(True) - ctx.batch_ggn())
         rank = ctx.state.B * ctx.net.sizes[-1]
+    dM += ctx.eps * ctx.terms_scale()[1]   # routes round relative to the terms of Lam
     return M, ctx.eig(curvature, M, rank), block_eig(ctx, curvature, M), dM
 
 
