@@ -34,7 +34,8 @@ def _add_verify(sub) -> None:
     p.add_argument("--damping", type=float, default=1e-3)
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"])
     p.add_argument("--checks", default="all", help="'all' or comma-separated groups")
-    p.add_argument("--max-dense-params", type=int, default=2000)
+    p.add_argument("--max-dense-params", type=int, default=5000,
+                   help="largest P for the dense P x P references (default 5000)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(run=_run_verify)
 

@@ -283,7 +283,8 @@ def compare(case: GoldenCase, candidate: dict) -> Report:
     Raises:
         KeyError: for a name that the case has no reference for (the message lists them).
     """
-    report = Report(meta={"case": case.name, "sizes": list(case.net.sizes)})
+    report = Report(meta={"case": case.name, "sizes": list(case.net.sizes),
+                          "activation": case.net.activation})
     for key in sorted(candidate):
         if key not in case.reference:
             raise KeyError(f"no reference {key!r} in case {case.name}; "

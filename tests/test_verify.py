@@ -40,7 +40,7 @@ def test_dense_checks_skip_with_reason_above_limit():
     theta, X, y = random_problem(net, 1, 0)
     report = er.verify(net, theta, X, y, max_dense_params=500)
     skipped = [c for c in report.checks if c.skipped]
-    assert skipped and all("raise max_dense_params" in c.note for c in skipped)
+    assert skipped and all("max_dense_params=" in c.note for c in skipped)
     assert report.passed
     assert "skip" in report.table()
 
@@ -67,3 +67,43 @@ def test_loss_row_skips_when_softmax_underflows():
     theta[net.layer_slice(2)] *= 1e4
     row = er.verify(net, theta, X, y, checks=["gradient"])["loss/direct_formula"]
     assert row.skipped or row.passed
+
+
+def test_gelu_failure_names_the_convention(monkeypatch):
+    net = er.MLP([3, 4, 2], "gelu", "cross_entropy")
+    theta, X, y = random_problem(net, 2, 0)
+    monkeypatch.setattr("esso_ref.verification.checks.hvp_state",
+                        lambda state, v: 1.0001 * hvp_state(state, v))
+    report = er.verify(net, theta, X, y, checks=["hvp"])
+    assert not report.passed
+    assert "nn.GELU()" in report.table() and "nn.GELU()" in report.to_dict()["hint"]
+    monkeypatch.undo()
+    assert "hint" not in er.verify(net, theta, X, y, checks=["hvp"]).to_dict()
+
+
+def test_readme_network_runs_every_check_by_default():
+    net = er.MLP([64, 32, 10], "tanh", "cross_entropy")
+    theta, X, y = random_problem(net, 1, 0)
+    report = er.verify(net, theta, X, y, checks=["factor", "spectrum", "per_sample"])
+    assert net.num_params == 2410 and report.passed
+    assert not any(c.skipped for c in report.checks)
+
+
+def test_zero_gradient_and_kink_pass():
+    net = er.MLP([3, 4, 4, 2], "relu", "mse")
+    theta, X, _ = random_problem(net, 3, 1)
+    X[0, :] = 0.0
+    theta[net.layer_slice(1)][-4:] = 0.0      # b_1 = 0: z_1 of sample 0 is exactly 0
+    y = net.predict(theta, X)                  # exact zero gradient
+    report = er.verify(net, theta, X, y)
+    assert float(abs(net.gradient(theta, X, y)).max()) == 0.0
+    assert report.passed, report.table()
+
+
+@pytest.mark.parametrize("act", sorted(er.ACTIVATIONS))
+def test_cli_verify_float32_passes(act, capsys):
+    for loss in sorted(er.LOSSES):
+        assert main(["verify", "--dtype", "float32", "--activation", act, "--loss", loss,
+                     "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["passed"] and report["meta"]["dtype"] == "float32"

@@ -6,7 +6,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Check", "Report"]
+__all__ = ["ACTIVATION_HINTS", "Check", "Report"]
+
+ACTIVATION_HINTS = {
+    "gelu": "hint: esso_ref's 'gelu' is the exact erf form, torch.nn.GELU(); code using "
+            "nn.GELU(approximate='tanh') must be compared with activation 'gelu_tanh'",
+    "gelu_tanh": "hint: 'gelu_tanh' is torch.nn.GELU(approximate='tanh'); code using the exact "
+                 "erf form nn.GELU() must be compared with activation 'gelu'",
+    "softplus": "hint: 'softplus' is log(1 + e^z) evaluated without a threshold, "
+                "torch.nn.Softplus(beta=1) with its linear branch (threshold=20) removed",
+}
+"""Shown under a failing report whose network uses that activation: the convention it follows."""
 
 
 @dataclass
@@ -51,6 +61,12 @@ class Check:
         return cls(name, route_a, route_b, error, float(tol_eps), float(eps), ok, note)
 
     @classmethod
+    def raised(cls, name, route_a, route_b, err: Exception, eps) -> Check:
+        """A failed check whose route raised ``err`` on a valid input."""
+        return cls(name, route_a, route_b, float("inf"), 0.0, float(eps), False,
+                   f"raised {type(err).__name__}: {err}")
+
+    @classmethod
     def skip(cls, name, route_a, route_b, reason, eps) -> Check:
         """A check that did not run, with the reason."""
         return cls(name, route_a, route_b, None, 0.0, float(eps), None, reason)
@@ -78,6 +94,12 @@ class Report:
                 return c
         raise KeyError(f"no check named {name!r}; have {[c.name for c in self.checks]}")
 
+    def hint(self) -> str:
+        """The activation convention, when a check failed and it may explain the failure."""
+        if self.passed:
+            return ""
+        return ACTIVATION_HINTS.get(str(self.meta.get("activation", "")), "")
+
     def to_dict(self) -> dict:
         """{"passed", "meta", "checks": [{name, route_a, route_b, error, tolerance, ...}]}."""
         rows = []
@@ -86,7 +108,10 @@ class Report:
             row["tolerance"] = c.tolerance
             row["skipped"] = c.skipped
             rows.append(row)
-        return {"passed": self.passed, "meta": self.meta, "checks": rows}
+        out = {"passed": self.passed, "meta": self.meta, "checks": rows}
+        if self.hint():
+            out["hint"] = self.hint()
+        return out
 
     def to_json(self, **kw) -> str:
         """The report as one JSON object (see :meth:`to_dict`)."""
@@ -100,11 +125,13 @@ class Report:
             err = "-" if c.error is None else f"{c.error:10.2e}"
             res = "skip" if c.skipped else ("ok" if c.passed else "FAIL")
             lines.append(f"{c.name:34} {c.route_a:22} {c.route_b:22} {err:>10} "
-                         f"{c.tol_eps:10.3g}  {res}" + (f"  ({c.note})" if c.skipped else ""))
+                         f"{c.tol_eps:10.3g}  {res}" + (f"  ({c.note})" if res != "ok" else ""))
         n_fail = len(self.failed())
         n_skip = sum(c.skipped for c in self.checks)
         n_ok = len(self.checks) - n_fail - n_skip
         lines.append(f"{n_ok} passed, {n_fail} failed, {n_skip} skipped")
+        if n_fail and self.hint():
+            lines.append(self.hint())
         return "\n".join(lines)
 
     def __str__(self) -> str:
