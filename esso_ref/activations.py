@@ -32,7 +32,7 @@ def _re(z):
 
 @dataclass(frozen=True)
 class Activation:
-    """An elementwise activation: value ``f``, first derivative ``df``, second ``d2f``.
+    """An elementwise activation: value ``f``, derivatives ``df``, ``d2f`` (phi', phi'', eq. (2)).
 
     ``kink`` is True when phi is not differentiable at z = 0 (relu): finite-difference
     oracles then keep their steps from crossing a kink.
@@ -168,7 +168,7 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 def get_activation(name: str | Activation) -> Activation:
-    """Return the activation called ``name`` (an :class:`Activation` passes through).
+    """Return the activation called ``name`` with its derivatives, eq. (2) (an Activation passes).
 
     Raises:
         ValueError: for an unknown name; the message lists the valid ones.

@@ -103,7 +103,7 @@ def _mse_hess_vec(z, y, zdot):
 
 @dataclass(frozen=True)
 class Loss:
-    """A per-sample loss with its derivatives in the logits (rows = samples).
+    """A per-sample loss with its derivatives in the logits (rows = samples), eqs. (4)-(5).
 
     Attributes:
         name: registry name.

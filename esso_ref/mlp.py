@@ -100,7 +100,7 @@ class MLP:
 
     @property
     def rank_bound(self) -> int:
-        """R = n_L + 2 (n_1 + ... + n_{L-1}): rows of the factor A of one sample, eq. (15)."""
+        """Rows of the factor A of one sample: r = n_L + 2 (n_1 + ... + n_{L-1}), eq. (15)."""
         return self.sizes[-1] + 2 * sum(self.sizes[1:-1])
 
     def layer_slice(self, l: int) -> slice:
@@ -109,7 +109,7 @@ class MLP:
         return slice(start, end)
 
     def init(self, seed: int = 0, dtype: str = "float64", xp=None, device=None) -> Any:
-        """Seeded parameters, drawn as PyTorch's default ``nn.Linear`` init.
+        """Seeded parameters theta, eq. (3), drawn as PyTorch's default ``nn.Linear`` init.
 
         W_l and b_l are uniform on [-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1})], drawn on the host by
         NumPy's PCG64 generator seeded with ``seed`` (layer by layer, W then b), then moved to
@@ -139,7 +139,10 @@ class MLP:
         return target.asarray(host, dtype=getattr(target, dtype), **kw)
 
     def unflatten(self, theta) -> list[tuple[Any, Any]]:
-        """Split theta (..., P) into [(W_1, b_1), ..., (W_L, b_L)] (b_l None without biases)."""
+        """Split theta (..., P), ordered as in eq. (3), into [(W_1, b_1), ..., (W_L, b_L)].
+
+        b_l is None for networks without biases.
+        """
         xp = array_api_compat.array_namespace(theta)
         lead = tuple(theta.shape[:-1])
         out = []
@@ -188,7 +191,7 @@ class MLP:
         return passes.forward(W, b, X, self.act)
 
     def predict(self, theta, X) -> Any:
-        """Logits / predictions z_L, shape (B, n_L)."""
+        """Logits / predictions z_L of the forward pass, eq. (1), shape (B, n_L)."""
         return self.forward(theta, X).z[self.L]
 
     def _loss(self, theta, X, y):

@@ -35,7 +35,7 @@ class Forward:
 
 @dataclass
 class Backward:
-    """Backward quantities: delta_l = dl/dz_l (l = 1..L) and g_l = dl/da_l (l = 1..L-1)."""
+    """Backward quantities: delta_l = dl/dz_l (l = 1..L) and gamma_l = dl/da_l (``g``, l < L)."""
 
     delta: list[Any]
     g: list[Any]
@@ -67,7 +67,7 @@ def forward(W: list, b: list, X, act: Activation) -> Forward:
 
 
 def backward(W: list, fwd: Forward, delta_L) -> Backward:
-    """Backward pass, eq. (7): g_l = delta_{l+1} W_{l+1}, delta_l = phi'(z_l) * g_l.
+    """Backward pass, eq. (7): gamma_l = delta_{l+1} W_{l+1}, delta_l = phi'(z_l) * gamma_l.
 
     Args:
         W: [None, W_1, ..., W_L].

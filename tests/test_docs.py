@@ -6,6 +6,8 @@ import pkgutil
 import re
 from pathlib import Path
 
+import pytest
+
 import esso_ref
 
 MATH = (Path(__file__).resolve().parents[1] / "docs" / "math.md").read_text(encoding="utf-8")
@@ -47,20 +49,87 @@ def test_equations_are_numbered_consecutively():
     assert sorted(DEFINED) == list(range(1, max(DEFINED) + 1))
 
 
-def test_every_code_line_names_existing_functions_citing_the_equation():
-    blocks = re.split(r"\n(?=## )", MATH)
-    names = 0
-    for block in blocks:
-        numbers = {int(n) for n in re.findall(r"\\tag\{(\d+)\}", block)}
-        for line in re.findall(r"^Code: (.+)$", block, flags=re.M):
-            for dotted in (s.strip() for s in line.split(",")):
-                obj = _resolve(dotted)  # raises if the function does not exist
-                names += 1
-                doc = inspect.getdoc(obj) or ""
-                module_doc = inspect.getdoc(inspect.getmodule(obj)) or ""
-                assert _cited(doc) | _cited(module_doc), f"{dotted} cites no equation"
-                assert numbers, f"a Code: line outside a numbered section: {line}"
-    assert names >= 40
+def _code_lines() -> list[tuple[tuple[int, ...], tuple[str, ...]]]:
+    """(equations, names) of every Code: line of docs/math.md.
+
+    A Code: line belongs to the equations tagged after the previous Code: line of its section.
+    """
+    out = []
+    for block in re.split(r"\n(?=## )", MATH):
+        pending: list[int] = []
+        for match in re.finditer(r"\\tag\{(\d+)\}|^Code: (.+)$", block, flags=re.M):
+            if match.group(1):
+                pending.append(int(match.group(1)))
+            else:
+                names = tuple(name.strip() for name in match.group(2).split(","))
+                out.append((tuple(pending), names))
+                pending = []
+    return out
+
+
+CODE_LINES = _code_lines()
+
+# Docstrings in esso_ref/curvature/ that do not yet cite the equations of their Code: line:
+# object -> the equations its own docstring is to cite. Each entry turns its checks below into
+# non-strict xfails; delete the entry once the docstring cites them.
+PENDING = {
+    "esso_ref.curvature.factor.HessianFactor": (13,),
+    "esso_ref.curvature.factor.Rows": (14, 15),
+    "esso_ref.curvature.gram.gram_per_sample": (21, 22, 23),
+    "esso_ref.curvature.spectral.Spectrum": (25, 32),
+    "esso_ref.curvature.spectral.adjust": (28, 29),
+    "esso_ref.curvature.layerwise.layer_block_dense": (30,),
+    "esso_ref.curvature.layerwise.layer_lowrank": (30, 31, 32, 33),
+    "esso_ref.curvature.layerwise.backprop_M": (37,),
+}
+
+
+def _pending(names, equations) -> list:
+    """An xfail mark when a PENDING docstring on this line is to cite one of ``equations``."""
+    due = [name for name in names if set(PENDING.get(name, ())) & set(equations)]
+    if not due:
+        return []
+    return [pytest.mark.xfail(strict=False, reason=f"{', '.join(due)}: citation pending")]
+
+
+def _pending_equation(number: int, names) -> list:
+    """An xfail mark when eq. (number) waits for a PENDING docstring of its Code: line."""
+    for name in names:
+        try:
+            if number in _cited(inspect.getdoc(_resolve(name))):
+                return []
+        except (ImportError, AttributeError):
+            pass  # the test itself reports the missing object
+    return _pending(names, [number])
+
+
+def test_every_equation_has_a_code_line():
+    claimed = [n for equations, _ in CODE_LINES for n in equations]
+    assert sorted(claimed) == sorted(DEFINED), "equations without a Code: line after them"
+    assert all(equations for equations, _ in CODE_LINES), "a Code: line with no equation"
+    assert sum(len(names) for _, names in CODE_LINES) >= 40
+
+
+@pytest.mark.parametrize("equations,name", [
+    pytest.param(equations, name, id=f"eq{equations[0]}-{name.rsplit('.', 1)[-1]}",
+                 marks=_pending([name], equations))
+    for equations, names in CODE_LINES for name in names
+])
+def test_code_line_names_an_object_citing_its_equation(equations, name):
+    obj = _resolve(name)  # raises if the object does not exist
+    cited = _cited(inspect.getdoc(obj))
+    assert cited & set(equations), (
+        f"the docstring of {name} cites {sorted(cited) or 'no equation'}; its Code: line in "
+        f"docs/math.md follows eqs. {list(equations)}: cite one of them as 'eq. (N)'")
+
+
+@pytest.mark.parametrize("number,names", [
+    pytest.param(number, names, id=f"eq{number}", marks=_pending_equation(number, names))
+    for equations, names in CODE_LINES for number in equations
+])
+def test_every_equation_is_cited_by_a_function_of_its_code_line(number, names):
+    citing = [name for name in names if number in _cited(inspect.getdoc(_resolve(name)))]
+    assert citing, f"eq. ({number}) is cited by none of its Code: line's {list(names)}"
 
 
 def test_every_cited_equation_is_defined():

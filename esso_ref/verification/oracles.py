@@ -232,5 +232,5 @@ def richardson_gradient(net, theta, X, y, h: float = 1e-2):
 
 
 def richardson_hvp(net, theta, X, y, v, h: float = 1e-2):
-    """H v by central differences of the gradient along v with Richardson extrapolation."""
+    """H v by central differences of the gradient along v, Richardson-extrapolated, eq. (39)."""
     return richardson_hvp_estimate(net, theta, X, y, v, 0.0, h).value
