@@ -150,6 +150,10 @@ class ESSO:
         adaptive: adapt lam by the Levenberg-Marquardt rule: rho = actual / predicted decrease,
             predicted = -(g.d + d^T f(H) d / 2) = (-g.d + lam |d|^2) / 2; lam *= 3 when
             rho < 1/4, lam /= 3 when rho > 3/4, kept in [min_damping, max_damping].
+        min_damping: lower bound of the adaptive damping (default: ``damping`` itself). The
+            decrease rho is measured on the step's own batch, which a small batch's Newton step
+            fits well even when the training loss grows; letting lam fall below the configured
+            damping drove batch-size-1 runs to losses of 1e9 and more.
         route: basis of the structured route (default ``"gram"``: O(r^3 + P) per step, no
             P x r array; ``"auto"`` / ``"qr"`` trade speed for backward stability, eq. (26)).
     """
@@ -161,13 +165,19 @@ class ESSO:
     curvature: str = "hessian"
     batch_mode: str = "exact"
     adaptive: bool = False
-    min_damping: float = 1e-6
+    min_damping: float | None = None
     max_damping: float = 1e6
     route: str = "gram"
 
     def __post_init__(self):
         check_positive("lr", self.lr)
         check_positive("damping", self.damping)
+        if self.min_damping is None:
+            self.min_damping = float(self.damping)
+        check_positive("min_damping", self.min_damping)
+        if not self.min_damping <= self.damping <= self.max_damping:
+            raise ValueError(f"expected min_damping <= damping <= max_damping, got "
+                             f"{self.min_damping} <= {self.damping} <= {self.max_damping}")
         check_spectral(self.spectral)
         check_choice("method", self.method, [m for m in METHODS if m != "dense"])
         check_choice("curvature", self.curvature, CURVATURES)
