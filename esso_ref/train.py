@@ -203,7 +203,10 @@ def _epoch(config, net, opt, data, run, epoch: int, guard: DivergenceGuard) -> N
     bar = _progress(math.ceil(N / bs), config.quiet, f"epoch {epoch + 1}/{config.epochs}")
     for i in range(0, N, bs):
         idx = order[i:i + bs]
-        theta, state, info = opt.step(theta, state, net, data.X_train[idx], data.y_train[idx])
+        with warnings.catch_warnings():  # overflow is reported as a divergence below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            theta, state, info = opt.step(theta, state, net, data.X_train[idx],
+                                          data.y_train[idx])
         xp = namespace(theta)
         if not (math.isfinite(info["loss"]) and bool(xp.all(xp.isfinite(theta)))):
             _diverged(run, f"training diverged in epoch {epoch + 1} (loss {info['loss']:.4g})")
@@ -212,8 +215,11 @@ def _epoch(config, net, opt, data, run, epoch: int, guard: DivergenceGuard) -> N
     if bar is not None:
         bar.close()
     seconds += time.perf_counter() - t0
-    train_loss, train_acc = evaluate(net, theta, data.X_train, data.y_train)
-    reason = guard.check(epoch + 1, train_loss, float(np.linalg.norm(to_host(theta))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        train_loss, train_acc = evaluate(net, theta, data.X_train, data.y_train)
+        norm = float(np.linalg.norm(to_host(theta)))
+    reason = guard.check(epoch + 1, train_loss, norm)
     if reason:
         _diverged(run, reason)
     test_loss, test_acc = evaluate(net, theta, data.X_test, data.y_test)
