@@ -5,7 +5,8 @@ training loss exceeds ``LOSS_FACTOR`` times the training loss at the initial the
 |theta| exceeds ``NORM_FACTOR`` times max(1, |theta_0|).
 
 Resume: the settings in :data:`RESUME_FIXED` (and the optimizer's resolved keywords) must equal
-the checkpoint's; ``epochs`` may grow; outputs, ``data_dir``, ``quiet``, ``sharpness`` and
+the checkpoint's, except the learning rate (it applies from the next step: resume a diverged
+run from its last good checkpoint with a lower one); ``epochs`` may grow; outputs, ``data_dir``, ``quiet``, ``sharpness`` and
 ``track_spectrum`` may change.
 """
 
@@ -85,7 +86,8 @@ def resume_differences(saved: dict, config) -> list[str]:
              for k in RESUME_FIXED if getattr(old, k) != getattr(config, k)]
     if old.optimizer == config.optimizer:
         a, b = old.optimizer_kwargs(), config.optimizer_kwargs()
-        diffs += [f"{k} {a[k]!r} (checkpoint) != {b[k]!r}" for k in a if a[k] != b[k]]
+        diffs += [f"{k} {a[k]!r} (checkpoint) != {b[k]!r}" for k in a
+                  if k != "lr" and a[k] != b[k]]
     return diffs
 
 

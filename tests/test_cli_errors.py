@@ -99,7 +99,7 @@ def test_train_json_keeps_progress_and_log_rows_carry_the_run_id(tmp_path, capsy
     assert err.count("train loss") == 2
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len({r["run"] for r in rows}) == 1 and len(rows[0]["run"]) == 12
-    code, out, err = run(argv[:-3] + ["--quiet"], capsys)
+    code, out, err = run([*argv[:-3], "--quiet"], capsys)
     assert code == 0 and err == ""
     table = out.splitlines()
     assert table[0].split() == ["quantity", "value"] and set(table[1]) <= {"-", " "}
@@ -119,9 +119,8 @@ def test_compare_json_progress_and_aligned_table(tmp_path, capsys):
 
 
 def test_verify_table_aligned_with_long_names(capsys, monkeypatch):
-    from esso_ref.verification.report import Check, Report
-
     from esso_ref import cli
+    from esso_ref.verification.report import Check, Report
 
     report = Report([Check.compare("a" * 50, "route", "reference", 1e-16, 1, 1e-16),
                      Check.compare("short", "r" * 30, "x", 1e-15, 1, 1e-16)])
