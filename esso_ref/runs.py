@@ -6,8 +6,8 @@ training loss exceeds ``LOSS_FACTOR`` times the training loss at the initial the
 
 Resume: the settings in :data:`RESUME_FIXED` (and the optimizer's resolved keywords) must equal
 the checkpoint's, except the learning rate (it applies from the next step: resume a diverged
-run from its last good checkpoint with a lower one); ``epochs`` may grow; outputs, ``data_dir``, ``quiet``, ``sharpness`` and
-``track_spectrum`` may change.
+run from its last good checkpoint with a lower one); ``epochs`` may grow; outputs,
+``data_dir``, ``quiet``, ``sharpness`` and ``track_spectrum`` may change.
 """
 
 from __future__ import annotations

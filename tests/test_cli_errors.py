@@ -182,6 +182,10 @@ def test_memory_refusals_before_work(tmp_path, capsys, monkeypatch):
     code, _, err = run(["train", *TINY[:4], "--sizes", "2,600,3", "--optimizer", "sgd",
                         "--sharpness", "--log", str(log)], capsys)
     assert code == 2 and "--sharpness" in one_line(err) and not log.exists()
+    code, _, err = run(["compare", *TINY[:4], "--sizes", "2,600,3", "--optimizers", "sgd",
+                        "--out", str(tmp_path / "cmp")], capsys)
+    assert code == 2 and "--sharpness" in one_line(err)
+    assert not (tmp_path / "cmp.json").exists()
     net = er.MLP([40, 40, 3])
     theta, X, y = er.random_problem(net, 1, 0) if hasattr(er, "random_problem") else (
         None, None, None)
