@@ -37,6 +37,9 @@ def lookup(kind: str, table: dict, name, cls):
     """``name`` if it is already a ``cls``, else ``table[name]``; ValueError listing the keys."""
     if isinstance(name, cls):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"expected {kind} to be one of the names {sorted(table)} or a "
+                        f"{cls.__name__}, got {type(name).__name__} {name!r:.60}")
     if name not in table:
         raise ValueError(f"expected {kind} in {sorted(table)}, got {name!r}")
     return table[name]
@@ -119,6 +122,8 @@ def _as_array(name: str, value: Any, xp, like) -> Any:
     host = np.asarray(value) if isinstance(value, (list, tuple, numbers.Number)) else None
     if host is None or host.dtype.kind not in "biuf":
         raise TypeError(f"expected {name} to be an array, got {type(value).__name__}")
+    if host.dtype.kind == "f":  # Python floats take theta's precision
+        return xp.asarray(host, dtype=like.dtype, device=device_of(like))
     return xp.asarray(host, device=device_of(like))
 
 
@@ -187,4 +192,9 @@ def _check_targets(y, B: int, nL: int, single: bool, theta, xp):
             + ("; for one output column use y[:, None]" if y.ndim == 1 else "")
         )
     check_finite("y", y)
+    limit = math.sqrt(float(xp.finfo(y.dtype).max)) / 4
+    if bool(xp.any(xp.abs(y) > limit)):
+        raise ValueError(f"expected mse targets y with |y| <= {limit:.3g} (larger ones overflow "
+                         f"the squared error in {dtype_name(y)}), got max |y| = "
+                         f"{float(xp.max(xp.abs(y))):.3g}; rescale the targets")
     return y

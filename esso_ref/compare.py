@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import statistics
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from .train import Diverged, TrainConfig, train
+from ._files import OutputLock, atomic_write, check_output
+from .train import Diverged, TrainConfig, preflight, train
 
 __all__ = ["compare", "summarise"]
 
@@ -35,7 +38,7 @@ def summarise(label: str, runs: list[dict], target: float) -> dict:
     reached = [_epochs_to(r["history"], target) for r in runs]
     row[f"epochs_to_{target:g}_mean"] = stats(reached)[0]
     row[f"reached_{target:g}"] = sum(e is not None for e in reached)
-    sharp = [r["summary"]["sharpness"] for r in runs if "sharpness" in r["summary"]]
+    sharp = [r["summary"]["sharpness"] for r in runs if r["summary"].get("sharpness")]
     if sharp:
         row["hessian_top_mean"], row["hessian_top_std"] = stats([s["full_top"][0] for s in sharp])
         row["sample_max_mean"] = stats([s["sample_max_mean"] for s in sharp])[0]
@@ -54,37 +57,77 @@ def _run(config: TrainConfig) -> dict:
         return {"summary": summary, "history": []}
 
 
+def _outputs(out) -> dict:
+    """Check the prefix and its three files before any training (the folder is created)."""
+    text = str(out)
+    if not text.strip() or Path(text).name in ("", ".", "..") or text.endswith(("/", "\\")):
+        raise ValueError(f"expected --out to be a file prefix such as results/cmp, got {text!r}")
+    Path(text).parent.mkdir(parents=True, exist_ok=True)
+    return {f"--out ({ext})": check_output(f"{text}.{ext}", "--out") for ext in
+            ("json", "csv", "png")}
+
+
+def _write(prefix: str, table: list, histories: dict) -> None:
+    """Write ``prefix.csv`` and ``prefix.json`` atomically (after every finished run)."""
+    text = io.StringIO()
+    keys = sorted({k for row in table for k in row}, key=lambda k: (k != "optimizer", k))
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(table)
+    atomic_write(f"{prefix}.csv", lambda fh: fh.write(text.getvalue().encode()))
+    blob = json.dumps({"table": table, "histories": histories}, indent=1).encode()
+    atomic_write(f"{prefix}.json", lambda fh: fh.write(blob))
+
+
 def compare(configs: dict[str, list[TrainConfig]], out: str, target: float = 0.95,
-            sharpness: bool = True) -> list[dict]:
+            sharpness: bool = True, progress=None) -> list[dict]:
     """Train every config; write ``out.csv``, ``out.json`` (table + histories) and ``out.png``.
+
+    The output locations and every configuration's memory are checked before the first run;
+    the CSV and JSON are rewritten after every finished run, so a later failure (or a kill)
+    keeps every finished run; the figure comes last.
 
     Args:
         configs: label -> one TrainConfig per seed.
         out: output path prefix.
         target: test accuracy whose first epoch is reported.
         sharpness: also measure the flatness of every final point (see ``train.sharpness``).
+        progress: a text stream for one line per finished run (None: silent).
 
     Returns:
         The table rows (one per label).
     """
-    table, histories = [], {}
-    for label, runs in configs.items():
-        results = [_run(replace(c, quiet=True, sharpness=sharpness)) for c in runs]
-        table.append(summarise(label, results, target))
-        histories[label] = [r["history"] for r in results]
-    prefix = Path(out)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{prefix}.csv", "w", newline="", encoding="utf-8") as fh:
-        keys = sorted({k for row in table for k in row}, key=lambda k: (k != "optimizer", k))
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(table)
-    with open(f"{prefix}.json", "w", encoding="utf-8") as fh:
-        json.dump({"table": table, "histories": histories}, fh, indent=1)
-    try:
-        from .plots import plot_histories
+    runs = [(label, replace(c, quiet=True, sharpness=sharpness))
+            for label, cs in configs.items() for c in cs]
+    if not runs:
+        raise ValueError("expected at least one configuration to compare, got none")
+    with OutputLock(_outputs(out)):
+        for config in {(c.dataset, c.optimizer, c.batch_size): c for _, c in runs}.values():
+            preflight(config)
+        results: dict[str, list] = {}
+        for k, (label, config) in enumerate(runs, start=1):
+            results.setdefault(label, []).append(_run(config))
+            table = [summarise(lab, res, target) for lab, res in results.items()]
+            histories = {lab: [r["history"] for r in res] for lab, res in results.items()}
+            _write(str(out), table, histories)
+            if progress is not None:
+                _report(progress, k, len(runs), label, config, results[label][-1]["summary"])
+        try:
+            from .plots import plot_histories
 
-        plot_histories(histories, f"{prefix}.png")
-    except ImportError:
-        pass
+            plot_histories(histories, f"{out}.png")
+        except ImportError as err:
+            warnings.warn(f"no figure {out}.png ({err}); the table is in {out}.json",
+                          stacklevel=2)
     return table
+
+
+def _report(stream, k: int, n: int, label: str, config: TrainConfig, summary: dict) -> None:
+    if "diverged" in summary:
+        what = "diverged"
+    else:
+        acc = summary.get("test_accuracy")
+        what = (f"test loss {summary['test_loss']:.4g}"
+                + ("" if acc is None else f", test accuracy {acc:.4f}")
+                + f", {summary['seconds']:.1f} s")
+    print(f"compare: run {k}/{n} ({label}, seed {config.seed}): {what}", file=stream, flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -120,9 +121,7 @@ def read_idx(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expected an IDX file at {path}, found none")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    raw = _read_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"expected an IDX magic number 0x0000TTNN in {path}, "
                          f"got {raw[:4].hex() or 'an empty file'}")
@@ -140,6 +139,20 @@ def read_idx(path) -> np.ndarray:
         raise ValueError(f"{path} is truncated or padded: expected {expected} data bytes for "
                          f"shape {dims}, got {len(body)}")
     return np.frombuffer(body, dtype=dt).reshape(dims)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed for .gz; ValueError naming the file when damaged."""
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    except EOFError:
+        raise ValueError(f"{path} is truncated: its gzip stream ends early") from None
+    except (gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"expected a gzip-compressed IDX file at {path}, got a file that is "
+                         f"not valid gzip ({err})") from None
 
 
 def _find(directory: Path, stem: str) -> Path:
@@ -164,8 +177,15 @@ def _idx_dataset(name: str, directory) -> Dataset:
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"expected as many {prefix} images as labels, got "
                              f"{images.shape[0]} images and {labels.shape[0]} labels")
+        if images.shape[0] == 0:
+            raise ValueError(f"expected at least one {prefix} image in {directory}, got 0")
+        if labels.size and int(labels.max()) > 9:
+            raise ValueError(f"expected {prefix} labels in [0, 9], got {int(labels.max())}")
         parts[split] = (images.reshape(images.shape[0], -1).astype(np.float64) / 255.0,
                         labels.astype(np.int64))
+    if parts["train"][0].shape[1] != parts["test"][0].shape[1]:
+        raise ValueError(f"expected train and test images of the same size in {directory}, got "
+                         f"{parts['train'][0].shape[1]} and {parts['test'][0].shape[1]} pixels")
     X_train, X_test = _standardise(parts["train"][0], parts["test"][0])
     return Dataset(name, X_train, parts["train"][1], X_test, parts["test"][1],
                    "cross_entropy", 10)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write
+from ._manifest import SCHEMA_VERSION, manifest_digest, read_manifest
 from .curvature import (
     NotDescentWarning,
     SingularCurvatureError,
@@ -39,7 +41,6 @@ from .verification.report import Check, Report
 __all__ = ["SCHEMA_VERSION", "GoldenCase", "compare", "default_cases", "export", "load",
            "outputs"]
 
-SCHEMA_VERSION = 1
 DAMPINGS = (1e-2, 1.0)
 METHODS = ("structured", "layerwise", "dense")
 SPECTRALS = ("none", "abs", "clip")
@@ -179,6 +180,8 @@ def export(directory, seed: int = 0, max_dense: int = MAX_DENSE) -> Path:
     from . import __version__
 
     root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"expected a folder for the golden cases, got the existing file {root}")
     root.mkdir(parents=True, exist_ok=True)
     entries = []
     for i, spec in enumerate(default_cases()):
@@ -187,7 +190,7 @@ def export(directory, seed: int = 0, max_dense: int = MAX_DENSE) -> Path:
         arrays = {"theta": theta, "X": X, "y": y, "v": v, "dampings": np.asarray(DAMPINGS)}
         arrays.update({f"ref__{k}": a for k, a in outputs(case, max_dense).items()})
         blob = _npz_bytes(arrays)
-        (root / f"{spec.name}.npz").write_bytes(blob)
+        atomic_write(root / f"{spec.name}.npz", lambda fh, blob=blob: fh.write(blob))
         entries.append({
             "name": spec.name, "file": f"{spec.name}.npz",
             "sha256": hashlib.sha256(blob).hexdigest(),
@@ -198,25 +201,11 @@ def export(directory, seed: int = 0, max_dense: int = MAX_DENSE) -> Path:
         })
     manifest = {"schema_version": SCHEMA_VERSION, "generator": f"esso_ref {__version__}",
                 "dtype": "float64", "tolerances_eps": TOLERANCES, "cases": entries}
+    manifest["sha256"] = manifest_digest(manifest)
     path = root / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    text = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    atomic_write(path, lambda fh: fh.write(text))
     return path
-
-
-def _read_manifest(root: Path) -> dict:
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"expected a golden-case manifest at {path}, found none; "
-                                "write one with `esso-ref export-cases DIR`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"expected valid JSON in {path}, got a parse error: {err}") from err
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"expected golden-case schema version {SCHEMA_VERSION}, got {version!r} "
-                         f"in {path}; export the cases again with this esso_ref")
-    return manifest
 
 
 def _read_case(root: Path, entry: dict) -> GoldenCase:
@@ -246,7 +235,7 @@ def load(directory) -> list[GoldenCase]:
         ValueError: an unknown schema version, invalid JSON, or a file whose SHA-256 differs.
     """
     root = Path(directory)
-    manifest = _read_manifest(root)
+    manifest = read_manifest(root)
     return [_read_case(root, entry) for entry in manifest["cases"]]
 
 

@@ -34,8 +34,31 @@ from .curvature.spectral import check_spectral
 __all__ = ["ESSO", "SGD", "Adam", "make_optimizer"]
 
 
+def _check_state(name: str, state, theta, arrays: tuple, scalars: tuple) -> None:
+    """Raise ValueError unless ``state`` has exactly these keys, arrays shaped like theta."""
+    if not isinstance(state, dict) or set(state) != set(arrays + scalars):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"expected a {name} state with keys {sorted(arrays + scalars)}, got "
+                         f"{got}; use the state of {name}.init")
+    for key in arrays:
+        value = state[key]
+        if value is None and key == "buf":
+            continue
+        if tuple(getattr(value, "shape", ())) != tuple(theta.shape):
+            raise ValueError(f"expected {name} state {key!r} of shape {tuple(theta.shape)} "
+                             f"(theta's), got {tuple(getattr(value, 'shape', ()))}")
+    if not isinstance(state["t"], int) or state["t"] < 0:
+        raise ValueError(f"expected a step count t >= 0 in the {name} state, got {state['t']!r}")
+
+
 class _FirstOrder:
     """A gradient method: ``step`` applies ``update`` to the batch gradient."""
+
+    STATE_ARRAYS = ()
+
+    def check_state(self, state: dict, theta) -> None:
+        """Raise ValueError unless ``state`` belongs to this optimizer and theta's size."""
+        _check_state(type(self).__name__, state, theta, self.STATE_ARRAYS, ("t",))
 
     def step(self, theta, state: dict, net, X, y):
         """One step on the batch (X, y); info holds the loss before the step and the step norm."""
@@ -52,6 +75,7 @@ class SGD(_FirstOrder):
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
+    STATE_ARRAYS = ("buf",)
 
     def __post_init__(self):
         check_positive("lr", self.lr)
@@ -83,6 +107,7 @@ class Adam(_FirstOrder):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
+    STATE_ARRAYS = ("m", "v")
 
     def __post_init__(self):
         check_positive("lr", self.lr)
@@ -99,6 +124,7 @@ class Adam(_FirstOrder):
     def update(self, g, state: dict, theta):
         """(delta, state) for gradient g."""
         xp = namespace(theta)
+        self.check_state(state, theta)
         b1, b2 = self.betas
         if self.weight_decay:
             g = g + self.weight_decay * theta
@@ -124,6 +150,10 @@ class ESSO:
         adaptive: adapt lam by the Levenberg-Marquardt rule: rho = actual / predicted decrease,
             predicted = -(g.d + d^T f(H) d / 2) = (-g.d + lam |d|^2) / 2; lam *= 3 when
             rho < 1/4, lam /= 3 when rho > 3/4, kept in [min_damping, max_damping].
+        min_damping: lower bound of the adaptive damping (default: ``damping`` itself). The
+            decrease rho is measured on the step's own batch, which a small batch's Newton step
+            fits well even when the training loss grows; letting lam fall below the configured
+            damping drove batch-size-1 runs to losses of 1e9 and more.
         route: basis of the structured route (default ``"gram"``: O(r^3 + P) per step, no
             P x r array; ``"auto"`` / ``"qr"`` trade speed for backward stability, eq. (26)).
     """
@@ -135,13 +165,19 @@ class ESSO:
     curvature: str = "hessian"
     batch_mode: str = "exact"
     adaptive: bool = False
-    min_damping: float = 1e-6
+    min_damping: float | None = None
     max_damping: float = 1e6
     route: str = "gram"
 
     def __post_init__(self):
         check_positive("lr", self.lr)
         check_positive("damping", self.damping)
+        if self.min_damping is None:
+            self.min_damping = float(self.damping)
+        check_positive("min_damping", self.min_damping)
+        if not self.min_damping <= self.damping <= self.max_damping:
+            raise ValueError(f"expected min_damping <= damping <= max_damping, got "
+                             f"{self.min_damping} <= {self.damping} <= {self.max_damping}")
         check_spectral(self.spectral)
         check_choice("method", self.method, [m for m in METHODS if m != "dense"])
         check_choice("curvature", self.curvature, CURVATURES)
@@ -151,6 +187,22 @@ class ESSO:
     def init(self, theta) -> dict:
         """The current damping and step count."""
         return {"damping": float(self.damping), "t": 0}
+
+    def check_state(self, state: dict, theta) -> None:
+        """Raise ValueError unless ``state`` is an ESSO state (damping > 0, step count)."""
+        _check_state("ESSO", state, theta, (), ("damping", "t"))
+        check_positive("damping in the ESSO state", state["damping"])
+
+    def memory_estimate(self, net, batch: int) -> float:
+        """Peak bytes of one step at this batch size.
+
+        About four (B r)^2 Gram-sized arrays on the structured route, four (B n_l)^2 on the
+        layerwise route.
+        """
+        r = max(net.sizes[1:]) if self.method == "layerwise" else net.rank_bound
+        if self.batch_mode == "per_sample_mean":
+            return 4.0 * batch * r * r * 8
+        return 4.0 * (batch * r) ** 2 * 8
 
     def direction(self, theta, state: dict, net, X, y):
         """The exact damped, spectrally adjusted Newton direction at theta."""

@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
+from ._files import OutputLock, check_output
 from .backend import host_rng, namespace, to_host
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset
+from .flatness import check_sample_memory, sample_spectrum, sharpness
 from .mlp import MLP
 from .optim import make_optimizer
+from .runs import (
+    DivergenceGuard,
+    check_counts,
+    check_step_memory,
+    new_run_id,
+    prepare_log,
+    resume_differences,
+)
 
-__all__ = ["DEFAULT_LR", "TrainConfig", "evaluate", "sharpness", "train"]
+__all__ = ["DEFAULT_LR", "Diverged", "TrainConfig", "evaluate", "preflight", "sample_spectrum",
+           "sharpness", "train"]
 
 DEFAULT_LR = {"esso": 1.0, "sgd": 0.05, "adam": 1e-3}
 
@@ -50,6 +65,7 @@ class TrainConfig:
     quiet: bool = False
     sharpness: bool = False
     track_spectrum: bool = False  # log the exact spectrum of training sample 0 every epoch
+    run_id: str = ""  # written into every log row; a resumed run keeps its checkpoint's
     extra: dict = field(default_factory=dict)
 
     def optimizer_kwargs(self) -> dict:
@@ -74,40 +90,8 @@ def evaluate(net: MLP, theta, X, y) -> tuple[float, float | None]:
     return loss, float(xp.mean(xp.astype(correct, theta.dtype)))
 
 
-def sharpness(net: MLP, theta, X, y, k: int = 3) -> dict:
-    """Flatness of a point: the sharpest curvatures of the training loss.
-
-    Returns the top-k eigenvalues of the full training-set Hessian (Lanczos on Hessian-vector
-    products) and the mean and maximum of every sample's exact largest eigenvalue (structured,
-    eqs. (24)-(25), stacked).
-    """
-    from scipy.sparse.linalg import eigsh
-
-    from .curvature import as_linear_operator, per_sample_eigenvalues
-
-    op = as_linear_operator(net, theta, X, y)
-    xp = namespace(theta)
-    top = sorted((float(t) for t in eigsh(op, k=min(k, net.num_params - 1), which="LA",
-                                          tol=1e-8, return_eigenvectors=False)), reverse=True)
-    per_sample_max = xp.concat([
-        xp.max(per_sample_eigenvalues(net, theta, X[i:i + 512], y[i:i + 512]), axis=1)
-        for i in range(0, X.shape[0], 512)])
-    return {"full_top": top, "sample_max_mean": float(xp.mean(per_sample_max)),
-            "sample_max_max": float(xp.max(per_sample_max))}
-
-
-def sample_spectrum(net: MLP, theta, data: Dataset, index: int = 0) -> dict:
-    """Summary of the exact spectrum of one training sample's Hessian, eqs. (24)-(25)."""
-    from .curvature import eigenvalues
-
-    mu = to_host(eigenvalues(net, theta, data.X_train[index],
-                             data.y_train[index:index + 1]).values).tolist()
-    return {"sample": index, "min": min(mu), "max": max(mu),
-            "negative": sum(m < 0 for m in mu), "values": mu}
-
-
 class Diverged(RuntimeError):
-    """The training loss became non-finite."""
+    """The training diverged (see :mod:`esso_ref.runs` for the definition)."""
 
 
 def _progress(total: int, quiet: bool, desc: str):
@@ -118,70 +102,163 @@ def _progress(total: int, quiet: bool, desc: str):
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
 
 
+def _outputs(config: TrainConfig) -> dict:
+    """Check every output location before any work; returns flag -> path."""
+    out = {"--log": config.log, "--checkpoint": config.checkpoint}
+    out = {flag: check_output(p, flag) for flag, p in out.items() if p}
+    if config.resume and not Path(config.resume).is_file():
+        raise FileNotFoundError(f"expected a checkpoint to resume at {config.resume}, found none")
+    return out
+
+
+def _start(config: TrainConfig, net: MLP, opt) -> dict:
+    """theta, optimizer state, RNG, epoch, history and run id: fresh or from --resume."""
+    run = {"theta": net.init(config.seed), "rng": host_rng(config.seed), "epoch": 0,
+           "history": [], "run_id": config.run_id or new_run_id()}
+    run["state"] = opt.init(run["theta"])
+    if not config.resume:
+        return run
+    ckpt = load_checkpoint(config.resume, net)
+    saved = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
+    diffs = resume_differences(saved, config)
+    if diffs:
+        raise ValueError(f"cannot resume from {config.resume}: " + "; ".join(diffs)
+                         + " (pass the checkpoint's settings)")
+    if config.epochs < ckpt["epoch"]:
+        raise ValueError(f"cannot resume from {config.resume}: it already holds "
+                         f"{ckpt['epoch']} epochs; expected --epochs >= {ckpt['epoch']}, "
+                         f"got {config.epochs}")
+    opt.check_state(ckpt["opt_state"], run["theta"])
+    run.update(theta=ckpt["theta"], state=ckpt["opt_state"], rng=ckpt["rng"],
+               epoch=ckpt["epoch"], history=ckpt["history"],
+               run_id=config.run_id or saved.get("run_id") or run["run_id"])
+    return run
+
+
 def train(config: TrainConfig, data: Dataset | None = None) -> dict:
-    """Run a training; returns {"summary": ..., "history": [...]} (see docs/experiments.md).
+    """Run a training; returns {"summary": ..., "history": [...]} (see docs/cli.md).
+
+    Every output location is checked and locked before any work; each epoch first writes the
+    checkpoint (atomically), then the log row, so that after a kill both agree on resume.
 
     Raises:
-        Diverged: when the training loss becomes non-finite (the last good checkpoint, if
-            any, is kept).
-        ValueError, FileNotFoundError: bad configuration, data or checkpoint.
+        Diverged: when the run diverges; the checkpoint keeps the last good epoch.
+        ValueError, FileNotFoundError: bad configuration, data, checkpoint or output path;
+            OutputBusyError (a ValueError) when another run writes the same output.
     """
+    check_counts(config)
+    with OutputLock(_outputs(config)):
+        return _train(config, data)
+
+
+def preflight(config: TrainConfig, data: Dataset | None = None):
+    """(data, net, optimizer) of a configuration, refused when a step would not fit in memory.
+
+    Raises:
+        ValueError: bad counts, or a step, ``sharpness`` or ``track_spectrum`` whose memory
+            estimate exceeds the available memory (InsufficientMemoryError).
+    """
+    check_counts(config)
     data = data or load_dataset(config.dataset, config.data_dir, config.seed)
     sizes = config.sizes or [data.num_inputs, 32, data.num_outputs]
     net = MLP(sizes, config.activation, data.loss)
     opt = make_optimizer(config.optimizer, **config.optimizer_kwargs())
-    theta, rng, start, history = net.init(config.seed), host_rng(config.seed), 0, []
-    state = opt.init(theta)
-    if config.resume:
-        ckpt = load_checkpoint(config.resume, net)
-        theta, state, rng = ckpt["theta"], ckpt["opt_state"], ckpt["rng"]
-        start, history = ckpt["epoch"], ckpt["history"]
-    seconds = history[-1]["seconds"] if history else 0.0
-    N, bs = data.X_train.shape[0], config.batch_size
-    for epoch in range(start, config.epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(N)
-        bar = _progress(math.ceil(N / bs), config.quiet, f"epoch {epoch + 1}/{config.epochs}")
-        for i in range(0, N, bs):
-            idx = order[i:i + bs]
-            theta, state, info = opt.step(theta, state, net, data.X_train[idx], data.y_train[idx])
-            xp = namespace(theta)
-            if not (math.isfinite(info["loss"]) and bool(xp.all(xp.isfinite(theta)))):
-                raise Diverged(f"training diverged in epoch {epoch + 1} (loss {info['loss']}); "
-                               "lower the learning rate or raise the damping"
-                               + (f"; the last good checkpoint is {config.checkpoint}"
-                                  if config.checkpoint else ""))
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        seconds += time.perf_counter() - t0
-        train_loss, train_acc = evaluate(net, theta, data.X_train, data.y_train)
-        test_loss, test_acc = evaluate(net, theta, data.X_test, data.y_test)
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training diverged in epoch {epoch + 1} (train loss {train_loss})")
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-               "test_loss": test_loss, "test_accuracy": test_acc, "seconds": seconds}
-        if config.track_spectrum:
-            row["spectrum"] = sample_spectrum(net, theta, data)
-        history.append(row)
-        _report(config, row)
-        if config.checkpoint:
-            save_checkpoint(config.checkpoint, net, theta, state, rng, epoch + 1, history,
-                            asdict(config))
+    check_step_memory(opt, net, min(config.batch_size, data.X_train.shape[0]))
+    if config.sharpness or config.track_spectrum:
+        check_sample_memory(net, "--sharpness / --track-spectrum")
+    return data, net, opt
+
+
+def _train(config: TrainConfig, data: Dataset | None) -> dict:
+    data, net, opt = preflight(config, data)
+    run = _start(config, net, opt)
+    config = replace(config, run_id=run["run_id"])
+    theta0 = net.init(config.seed)
+    guard = DivergenceGuard(evaluate(net, theta0, data.X_train, data.y_train)[0],
+                            float(np.linalg.norm(to_host(theta0))))
+    if config.log:
+        prepare_log(config.log, run["run_id"], run["history"])
+    run["saved"] = config.checkpoint if config.resume and config.checkpoint and \
+        Path(config.resume).resolve() == Path(config.checkpoint).resolve() else None
+    for epoch in range(run["epoch"], config.epochs):
+        _epoch(config, net, opt, data, run, epoch, guard)
+    history = run["history"]
     last = history[-1] if history else {}
-    summary = {"dataset": data.name, "optimizer": config.optimizer, "epochs": config.epochs,
+    summary = {"dataset": data.name, "optimizer": config.optimizer, "epochs": len(history),
                "train_loss": last.get("train_loss"), "test_loss": last.get("test_loss"),
                "test_accuracy": last.get("test_accuracy"), "seconds": last.get("seconds")}
     if config.sharpness:
+        _optional_sharpness(summary, net, run["theta"], data)
+    return {"summary": summary, "history": history, "theta": run["theta"], "net": net,
+            "run_id": run["run_id"]}
+
+
+def _epoch(config, net, opt, data, run, epoch: int, guard: DivergenceGuard) -> None:
+    """One epoch of mini-batch steps, its checks, checkpoint, log row and report."""
+    seconds = run["history"][-1]["seconds"] if run["history"] else 0.0
+    theta, state = run["theta"], run["state"]
+    N, bs = data.X_train.shape[0], config.batch_size
+    t0 = time.perf_counter()
+    order = run["rng"].permutation(N)
+    bar = _progress(math.ceil(N / bs), config.quiet, f"epoch {epoch + 1}/{config.epochs}")
+    for i in range(0, N, bs):
+        idx = order[i:i + bs]
+        with warnings.catch_warnings():  # overflow is reported as a divergence below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            theta, state, info = opt.step(theta, state, net, data.X_train[idx],
+                                          data.y_train[idx])
+        xp = namespace(theta)
+        if not (math.isfinite(info["loss"]) and bool(xp.all(xp.isfinite(theta)))):
+            _diverged(run, f"training diverged in epoch {epoch + 1} (loss {info['loss']:.4g})")
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    seconds += time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        train_loss, train_acc = evaluate(net, theta, data.X_train, data.y_train)
+        norm = float(np.linalg.norm(to_host(theta)))
+    reason = guard.check(epoch + 1, train_loss, norm)
+    if reason:
+        _diverged(run, reason)
+    test_loss, test_acc = evaluate(net, theta, data.X_test, data.y_test)
+    row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
+           "test_loss": test_loss, "test_accuracy": test_acc, "seconds": seconds}
+    if config.track_spectrum:
+        row["spectrum"] = sample_spectrum(net, theta, data)
+    run["history"].append(row)
+    run.update(theta=theta, state=state)
+    if config.checkpoint:
+        save_checkpoint(config.checkpoint, net, theta, state, run["rng"], epoch + 1,
+                        run["history"], asdict(config))
+        run["saved"] = config.checkpoint
+    _report(config, run["run_id"], row)
+
+
+def _diverged(run: dict, reason: str):
+    where = (f"; the last good checkpoint is {run['saved']} (epoch {run['history'][-1]['epoch']})"
+             if run["saved"] and run["history"] and Path(run["saved"]).is_file() else "")
+    raise Diverged(f"{reason}; lower the learning rate or raise the damping{where}")
+
+
+def _optional_sharpness(summary: dict, net, theta, data) -> None:
+    """Sharpness after everything else is saved; a failure is reported, not raised."""
+    try:
         summary["sharpness"] = sharpness(net, theta, data.X_train, data.y_train)
-    return {"summary": summary, "history": history, "theta": theta, "net": net}
+    except (MemoryError, ArithmeticError, RuntimeError) as err:
+        warnings.warn(f"sharpness skipped: {err}", stacklevel=3)
+        summary["sharpness"] = None
 
 
-def _report(config: TrainConfig, row: dict) -> None:
+def _report(config: TrainConfig, run_id: str, row: dict) -> None:
     if config.log:
-        with Path(config.log).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
+        line = (json.dumps({"run": run_id, **row}) + "\n").encode()
+        fd = os.open(config.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
     if not config.quiet:
         acc = "" if row["test_accuracy"] is None else f"  test acc {row['test_accuracy']:.4f}"
         print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "

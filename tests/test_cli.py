@@ -45,10 +45,12 @@ def test_verify_fails_on_a_broken_derivative(monkeypatch, capsys):
 
 
 def test_verify_bad_arguments_exit_2(capsys):
-    assert main(["verify", "--sizes", "5"]) == 2
-    assert "expected sizes with at least 2 entries" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["verify", "--sizes", "a,b"])
+    for sizes, message in [("5", "expected at least two positive widths"),
+                           ("a,b", "expected comma-separated integer widths")]:
+        with pytest.raises(SystemExit) as exc:
+            main(["verify", "--sizes", sizes])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("backend", ["array_api_strict"])

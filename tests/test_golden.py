@@ -77,7 +77,7 @@ def test_unknown_schema_version(tmp_path, cases_dir):
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     manifest["schema_version"] = 99
     (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="expected golden-case schema version 1, got 99"):
+    with pytest.raises(ValueError, match=f"expected golden-case schema version {er.golden.SCHEMA_VERSION}, got 99"):
         er.golden.load(tmp_path / "c")
 
 

@@ -71,7 +71,7 @@ def test_esso_step_is_the_exact_direction():
 def test_esso_adaptive_damping_follows_the_ratio():
     net = er.MLP([4, 6, 3], "tanh", "cross_entropy")
     theta, X, y = random_problem(net, 2, 1)
-    opt = ESSO(damping=1e-4, adaptive=True)
+    opt = ESSO(damping=1e-4, adaptive=True, min_damping=1e-6)
     _, state, info = opt.step(theta, opt.init(theta), net, X, y)
     rho = info["rho"]
     if rho < 0.25:
@@ -80,9 +80,12 @@ def test_esso_adaptive_damping_follows_the_ratio():
         assert state["damping"] == pytest.approx(1e-4 / 3)
     else:
         assert state["damping"] == 1e-4
-    opt = ESSO(damping=100.0, adaptive=True)  # a tiny, well-predicted step: damping shrinks
+    opt = ESSO(damping=100.0, adaptive=True, min_damping=1e-6)  # well predicted: lam shrinks
     _, state, info = opt.step(theta, opt.init(theta), net, X, y)
     assert info["rho"] > 0.75 and state["damping"] == pytest.approx(100.0 / 3)
+    opt = ESSO(damping=100.0, adaptive=True)  # by default never below the given damping
+    _, state, info = opt.step(theta, opt.init(theta), net, X, y)
+    assert info["rho"] > 0.75 and state["damping"] == 100.0
 
 
 def test_bad_optimizer_arguments():

@@ -1,0 +1,150 @@
+"""Shared pieces of the ``esso-ref`` command line: parser, argument types, tables, exit codes.
+
+Exit status: 0 success, 1 internal failure, 2 usage or input error (including a refused
+allocation or a busy output), 3 training diverged. Errors print one line on stderr; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+__all__ = ["EXIT_DIVERGED", "EXIT_INTERNAL", "EXIT_USAGE", "Parser", "add_parser", "count",
+           "format_table", "positive_float", "run_command", "sizes", "sizes_list"]
+
+EXIT_INTERNAL, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str):
+        """Print ``<prog>: error: <message>`` and exit with status 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows every option's default (unless the help text already states it)."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def add_parser(sub, name: str, **kw) -> Parser:
+    """A sub-command parser with defaults in its help and a ``--debug`` flag."""
+    p = sub.add_parser(name, formatter_class=_Formatter, **kw)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the traceback of an error (default: off)")
+    return p
+
+
+def sizes(text: str) -> list[int]:
+    """``8,6,4`` -> [8, 6, 4]; positive integer widths, at least two."""
+    try:
+        out = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integer widths such as 8,6,4, got {text!r}") from None
+    if len(out) < 2 or min(out) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected at least two positive widths such as 8,6,4, got {text!r}")
+    return out
+
+
+def sizes_list(text: str) -> list[list[int]]:
+    """``64,32,10;784,256,10`` -> [[64, 32, 10], [784, 256, 10]]."""
+    parts = text.split(";")
+    if not text.strip() or any(not p.strip() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected networks separated by ';' such as '64,32,10;784,256,10', got {text!r}")
+    return [sizes(p) for p in parts]
+
+
+def count(low: int):
+    """An argparse type: an integer >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """An aligned text table: a header row, a rule, one line per row (numbers right-aligned)."""
+    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
+    numeric = [all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows)
+               for c in columns]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    print(f"esso-ref: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def run_command(args) -> int:
+    """Run ``args.run(args)`` and map exceptions to exit codes and one-line messages."""
+    from .train import Diverged
+
+    name = f"esso-ref {args.command}"
+    if getattr(args, "debug", False):
+        return args.run(args)
+    warnings.showwarning = _one_line_warnings
+    try:
+        return args.run(args)
+    except Diverged as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, TypeError, ImportError, OSError) as err:
+        print(f"{name}: error: {_message(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # an internal failure: one line, traceback with --debug
+        print(f"{name}: internal error: {type(err).__name__}: {_message(err)} (rerun with "
+              "--debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _message(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
+        text = f"{text}: {err.filename}"
+    return " ".join(text.split())
