@@ -72,16 +72,7 @@ CODE_LINES = _code_lines()
 # Docstrings in esso_ref/curvature/ that do not yet cite the equations of their Code: line:
 # object -> the equations its own docstring is to cite. Each entry turns its checks below into
 # non-strict xfails; delete the entry once the docstring cites them.
-PENDING = {
-    "esso_ref.curvature.factor.HessianFactor": (13,),
-    "esso_ref.curvature.factor.Rows": (14, 15),
-    "esso_ref.curvature.gram.gram_per_sample": (21, 22, 23),
-    "esso_ref.curvature.spectral.Spectrum": (25, 32),
-    "esso_ref.curvature.spectral.adjust": (28, 29),
-    "esso_ref.curvature.layerwise.layer_block_dense": (30,),
-    "esso_ref.curvature.layerwise.layer_lowrank": (30, 31, 32, 33),
-    "esso_ref.curvature.layerwise.backprop_M": (37,),
-}
+PENDING: dict = {}
 
 
 def _pending(names, equations) -> list:

@@ -17,7 +17,7 @@ factor_mod = import_module("esso_ref.curvature.factor")
 gram_mod = import_module("esso_ref.curvature.gram")
 hvp_mod = import_module("esso_ref.curvature.hvp")
 layerwise_mod = import_module("esso_ref.curvature.layerwise")
-lowrank_mod = import_module("esso_ref.curvature.lowrank")
+exact_mod = import_module("esso_ref.curvature.exact")
 per_sample_mod = import_module("esso_ref.curvature.per_sample")
 
 ERR = 1.0 + 1e-6
@@ -71,8 +71,8 @@ def test_injected_error_in_a_route_is_caught(monkeypatch, fn, expected):
 
 
 def test_injected_error_in_newton_is_caught(monkeypatch):
-    newton = lowrank_mod.LowRank.newton
-    monkeypatch.setattr(lowrank_mod.LowRank, "newton", lambda self, *a, **k: ERR * newton(
+    newton = exact_mod.Coordinates.newton
+    monkeypatch.setattr(exact_mod.Coordinates, "newton", lambda self, *a, **k: ERR * newton(
         self, *a, **k))
     failed = _failed(er.verify(*_problem()))
     for method in ("structured", "layerwise"):

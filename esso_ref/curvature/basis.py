@@ -1,6 +1,6 @@
 r"""An orthonormal basis of range(A^T) built layer by layer, and A^T's coordinates in it.
 
-docs/math.md §9, eqs. (38)-(39). In layer m, every row of A touches the parameters
+docs/math.md §15, eqs. (40)-(41). In layer m, every row of A touches the parameters
 [W_m | b_m] (an n_m x ñ_{m-1} block, ñ = n_{m-1} + 1 with biases) only through outer products
 
     J rows:  t ã^T        (t = row of T_{l<-m}, ã = ã_{m-1} of the sample)
@@ -8,11 +8,11 @@ docs/math.md §9, eqs. (38)-(39). In layer m, every row of A touches the paramet
 
 For a group of s samples let Q_a (ñ x k_a) be an orthonormal basis of a space holding every
 ã^i, N its orthonormal complement in R^ñ, and Q_delta (n_m x k_delta) one holding every
-delta^i_m. Then, eq. (38),
+delta^i_m. Then, eq. (40),
 
     E_m = [ I_{n_m} (x) Q_a ,  Q_delta (x) N ]
 
-has orthonormal columns and holds every row of A restricted to layer m, and eq. (39) gives the
+has orthonormal columns and holds every row of A restricted to layer m, and eq. (41) gives the
 coordinates Y of A^T = E Y (E = blockdiag_m E_m) in closed form:
 
     J row of sample i:     t (x) (Q_a^T ã^i)                  (top part of layer m)
@@ -42,7 +42,7 @@ __all__ = ["Basis", "LayerBasis", "basis_size", "build_basis"]
 
 @dataclass
 class LayerBasis:
-    """E_m of eq. (38) for every group: Q_a (G, ñ, k_a), N (G, ñ, ñ - k_a), Q_delta or None."""
+    """E_m of eq. (40) for every group: Q_a (G, ñ, k_a), N (G, ñ, ñ - k_a), Q_delta or None."""
 
     Q_a: Any
     N: Any
@@ -65,7 +65,7 @@ class Basis:
 
     Attributes:
         layers: [None, E_1, ..., E_L].
-        Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (39).
+        Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (41).
         groups: G.
         size: q.
     """
@@ -81,7 +81,7 @@ class Basis:
         return int(self.Yt.shape[-1])
 
     def expand(self, y):
-        """E y for coordinates y of shape (G, k, q); returns (G, k, P), eq. (38)."""
+        """E y for coordinates y of shape (G, k, q); returns (G, k, P), eq. (40)."""
         xp, sizes, out, start = self.state.xp, self.state.net.sizes, [], 0
         for m in range(1, self.state.L + 1):
             E = self.layers[m]
@@ -106,7 +106,7 @@ def _complete_basis(M, k: int):
 
 
 def _layer_basis(state: State, m: int, s: int, with_k: bool) -> LayerBasis:
-    """E_m of eq. (38) for groups of s consecutive samples."""
+    """E_m of eq. (40) for groups of s consecutive samples."""
     xp, B = state.xp, state.B
     a_t = state.a_tilde(m - 1)
     n_t = a_t.shape[1]
@@ -129,7 +129,7 @@ def _repeat(x, s: int):
 
 
 def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int):
-    """The coordinate columns of layer m for every sample: (B, r, size of E_m), eq. (39)."""
+    """The coordinate columns of layer m for every sample: (B, r, size of E_m), eq. (41)."""
     xp, B, sizes = state.xp, state.B, state.net.sizes
     n_m, n_prev, k_a = sizes[m], sizes[m - 1], E.top
     Q_a = _repeat(E.Q_a, s)
@@ -154,7 +154,7 @@ def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int):
 
 
 def build_basis(state: State, rows, s: int) -> Basis:
-    """E and Yt of eqs. (38)-(39) for groups of s consecutive samples (s = B or s = 1)."""
+    """E and Yt of eqs. (40)-(41) for groups of s consecutive samples (s = B or s = 1)."""
     xp, B = state.xp, state.B
     layers, cols = [None], []
     for m in range(1, state.L + 1):
@@ -166,7 +166,7 @@ def build_basis(state: State, rows, s: int) -> Basis:
 
 
 def basis_size(sizes, bias: bool, s: int, ggn: bool = False) -> int:
-    """q: the size of S for groups of s samples, from the shapes alone, eqs. (38)-(40).
+    """q: the size of S for groups of s samples, from the shapes alone, eqs. (40)-(42).
 
     sum over layers of n_m k_a + k_delta (ñ_{m-1} - k_a) (the second term for m >= 2, Hessian
     only), with k_a = min(s, ñ_{m-1}) and k_delta = min(s, n_m); the Gauss-Newton matrix keeps

@@ -18,7 +18,7 @@ __all__ = ["Rows", "apply_core", "core"]
 
 @dataclass(frozen=True)
 class Rows:
-    """Row blocks of one sample's A: J[l] for l = 1..L, K[l] for l = 2..L (GGN: J[L] only)."""
+    """Row blocks of one sample's A, eqs. (14)-(15): J[l] (l = 1..L), K[l] (l = 2..L), GGN: J[L]."""
 
     J: dict
     K: dict

@@ -1,12 +1,12 @@
-r"""Spectra and damped Newton directions in the layer basis E (docs/math.md §9, eqs. (40)-(42)).
+r"""Spectra and damped Newton directions in the layer basis E (docs/math.md §15, eqs. (42)-(44)).
 
-With A^T = E Y (eqs. (38)-(39)) and E^T E = I,
+With A^T = E Y (eqs. (40)-(41)) and E^T E = I,
 
-    H = A^T C A = E S E^T,   S = Y C Y^T  (q x q),                                  eq. (40)
+    H = A^T C A = E S E^T,   S = Y C Y^T  (q x q),                                  eq. (42)
 
 so the eigenvalues of H are those of S plus P - q exact zeros, and with b = Y u (g = E b),
 
-    d = -E (S + lam I)^{-1} b,        d_f = -E V diag(1 / (f(mu) + lam)) V^T b      eqs. (41)-(42)
+    d = -E (S + lam I)^{-1} b,        d_f = -E V diag(1 / (f(mu) + lam)) V^T b      eqs. (43)-(44)
 
 where S = V diag(mu) V^T. E is orthonormal by construction and Y is computed entry by entry
 from closed forms, so nothing is squared: the routes are as accurate as a QR factorisation of
@@ -41,7 +41,7 @@ __all__ = ["Coordinates", "coordinates"]
 
 @dataclass
 class Coordinates:
-    """H_g = E_g S_g E_g^T and g_g = E_g b_g for G groups, eq. (40).
+    """H_g = E_g S_g E_g^T and g_g = E_g b_g for G groups, eq. (42).
 
     Attributes:
         S: (G, q, q) symmetric.
@@ -84,7 +84,7 @@ class Coordinates:
         return [float(v) for v in xp.linalg.matrix_norm(self.S)]
 
     def newton(self, lam: float, spectral: str | Callable = "none"):
-        """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (41)-(42): (G, P)."""
+        """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
         xp = self.xp
         if spectral == "none":
             eye = xp.eye(self.size, dtype=self.S.dtype, device=_device(self.S))
@@ -136,7 +136,7 @@ def _solve(M, b, lam: float):
 
 
 def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
-    """S = Y C Y^T / s and b = Y u / s for groups of s samples, eqs. (38)-(40).
+    """S = Y C Y^T / s and b = Y u / s for groups of s samples, eqs. (40)-(42).
 
     s = B gives the batch-mean Hessian, s = 1 every sample's own. Y is compressed by a QR
     when the basis has more columns than A has rows (the Gauss-Newton matrix).

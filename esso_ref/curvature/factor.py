@@ -85,7 +85,7 @@ def _outer(xp, sigma, a_prev, delta, t, per_sample: bool, bias: bool):
 
 
 class HessianFactor(LowRank):
-    """H = A^T C A for a batch, exact and structured (eqs. (14)-(26), (34)-(37)).
+    """H = A^T C A for a batch, exact and structured (eq. (13), eqs. (14)-(26), (34)-(37)).
 
     A and A^T are applied as forward / backward passes; C and the Gram matrix G = A A^T are
     B r x B r matrices built from their closed forms (never from a P-sized object).
@@ -119,7 +119,7 @@ class HessianFactor(LowRank):
     def route(self) -> str:
         """The route of spectra and directions: ``"basis"``, ``"gram"`` or ``"qr"``.
 
-        ``"auto"`` (the default) is ``"basis"``, eqs. (38)-(42); see :data:`ROUTES`.
+        ``"auto"`` (the default) is ``"basis"``, eqs. (40)-(44); see :data:`ROUTES`.
         """
         return "basis" if self._route in ("auto", "basis") else self._route
 
@@ -129,13 +129,13 @@ class HessianFactor(LowRank):
         return self.route
 
     def coordinates(self) -> Coordinates:
-        """H = E S E^T and g = E b in the layer basis, eqs. (38)-(40) (built once)."""
+        """H = E S E^T and g = E b in the layer basis, eqs. (40)-(42) (built once)."""
         if self._coords is None:
             self._coords = coordinates(self.state, self.rows, self.state.B)
         return self._coords
 
     def eigh(self, vectors: bool = False) -> Spectrum:
-        """Exact eigenvalues of H and the count of exact zeros, eq. (40) (or (24)-(26)).
+        """Exact eigenvalues of H and the count of exact zeros, eq. (42) (or (24)-(26)).
 
         Args:
             vectors: also return orthonormal eigenvectors (P x len(values)).
@@ -160,7 +160,7 @@ class HessianFactor(LowRank):
         return Spectrum(mu[nonzero], co.num_zeros + int(xp.count_nonzero(~nonzero)))
 
     def newton(self, damping: float, spectral: str | Callable = "none"):
-        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (41)-(42).
+        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (43)-(44).
 
         Args:
             damping: lam > 0.

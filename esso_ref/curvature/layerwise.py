@@ -10,9 +10,9 @@ with multiplicity n_l n_{l-1}, eq. (32), and the block Newton direction is, eq. 
 x = V diag(1 / (f(c mu) + lam)) V^T delta_l, dW_l = -x a_{l-1}^T, db_l = -x (c = |ã_{l-1}|^2).
 
 A mini-batch block (1/B) sum_i M^i_l (x) ã^i ã^i^T is the factorisation A^T C A with
-A = [I (x) ã^1^T; ...] and C = (1/B) blockdiag(M^i_l); in the basis I (x) Q_a of eq. (38)
+A = [I (x) ã^1^T; ...] and C = (1/B) blockdiag(M^i_l); in the basis I (x) Q_a of eq. (40)
 (Q_a an orthonormal basis of the ã^i) it is E S E^T with S of size n_l min(B, ñ), and the
-routes of eqs. (40)-(42) apply; for B = 1 they are exactly eqs. (32)-(33).
+routes of eqs. (42)-(44) apply; for B = 1 they are exactly eqs. (32)-(33).
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ __all__ = ["backprop_M", "layer_block_dense", "layer_coordinates", "layer_spectr
 
 
 def backprop_M(state: State, ggn: bool = False) -> list:
-    """[None, M_1, ..., M_L]: each sample's pre-activation Hessian, (B, n_l, n_l), eq. (31)."""
+    """[None, M_1, ..., M_L]: each sample's pre-activation Hessian, (B, n_l, n_l), eq. (31).
+
+    With ``ggn`` the diag(phi'' * gamma) term is dropped: the Gauss-Newton blocks, eq. (37).
+    """
     xp, L = state.xp, state.L
     M = [None] * (L + 1)
     M[L] = state.Lam
@@ -39,11 +42,11 @@ def backprop_M(state: State, ggn: bool = False) -> list:
 
 
 def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
-    """Layer l's block as E S E^T with the basis E = I (x) Q_a of eq. (38).
+    """Layer l's block, eqs. (30)-(33), as E S E^T with the basis E = I (x) Q_a of eq. (40).
 
     Q_a (ñ x k) is an orthonormal basis holding every ã^i_{l-1} (reduced Householder QR),
     c^i = Q_a^T ã^i, and then S = (1/B) sum_i M^i_l (x) c^i c^i^T (n_l k x n_l k) and
-    b = (1/B) sum_i delta^i_l (x) c^i, so the routes of eqs. (40)-(42) apply; for B = 1 this is
+    b = (1/B) sum_i delta^i_l (x) c^i, so the routes of eqs. (42)-(44) apply; for B = 1 this is
     eqs. (32)-(33).
     """
     xp, B, n, n_prev = state.xp, state.B, state.net.sizes[l], state.net.sizes[l - 1]
@@ -83,7 +86,7 @@ def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:
 
 
 def layer_block_dense(state: State, l: int, ggn: bool = False):
-    """Dense layer block (1/B) sum_i M^i_l (x) ã^i ã^i^T, permuted to theta order (tests)."""
+    """Dense layer block (1/B) sum_i M^i_l (x) ã^i ã^i^T, eq. (30), in theta order (tests)."""
     xp, B = state.xp, state.B
     M = backprop_M(state, ggn)[l]
     a_t = state.a_tilde(l - 1)

@@ -39,7 +39,7 @@ from .spectral import (
 __all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank"]
 
 ROUTES = ("auto", "basis", "gram", "qr")
-"""``"basis"``: the layer basis of eqs. (38)-(42), O(q^3 + P q), no P x n array, as accurate
+"""``"basis"``: the layer basis of eqs. (40)-(44), O(q^3 + P q), no P x n array, as accurate
 as a QR of A^T (the default, ``"auto"``). ``"gram"``: eqs. (24)-(25), O(n^3 + P n'), no P x n
 array; accuracy degrades like eps cond(G) in weakly represented directions. ``"qr"``: eq. (26),
 A^T = Q_1 R_1 materialised, O(P n^2), backward stable (a reference route)."""

@@ -2,9 +2,9 @@ r"""Every sample's own exact spectrum and damped Newton direction in one stacked
 
 docs/math.md eq. (36): for samples i = 1..B, d_i = -(f(H_i) + lam I)^{-1} g_i with
 H_i = A_i^T C_i A_i the Hessian of sample i's own loss l_i. Each sample gets its own layer basis
-E_i (eqs. (38)-(39), groups of one sample), so H_i = E_i S_i E_i^T with S_i of size q
+E_i (eqs. (40)-(41), groups of one sample), so H_i = E_i S_i E_i^T with S_i of size q
 (q = r with biases, r - (L - 1) without, never more than P); the B systems are solved or
-eigendecomposed in one stacked call (eqs. (40)-(42)) and mapped back in one pass.
+eigendecomposed in one stacked call (eqs. (42)-(44)) and mapped back in one pass.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = ["per_sample_directions", "per_sample_eigenvalues"]
 @limit_blas_for(sample_system_size)
 def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
                           spectral: str | Callable = "none", curvature: str = "hessian"):
-    """Each sample's exact damped Newton direction, all in one stacked call, eqs. (36), (40)-(42).
+    """Each sample's exact damped Newton direction, all in one stacked call, eqs. (36), (42)-(44).
 
     Args:
         net: the :class:`esso_ref.MLP`.
@@ -57,7 +57,7 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
 
 @limit_blas_for(sample_system_size)
 def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
-    """Every sample's exact spectrum in one stacked call, eqs. (36), (40).
+    """Every sample's exact spectrum in one stacked call, eqs. (36), (42).
 
     Args:
         net: the :class:`esso_ref.MLP`.
@@ -70,8 +70,8 @@ def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
         ValueError, TypeError: bad inputs or an unknown curvature.
 
     Returns:
-        (B, q) array, ascending per row: the eigenvalues of S_i (eq. (40)), i.e. every
-        eigenvalue of H_i that can be non-zero (eq. (38): q = r with
+        (B, q) array, ascending per row: the eigenvalues of S_i (eq. (42)), i.e. every
+        eigenvalue of H_i that can be non-zero (eq. (40): q = r with
         biases, r - (L - 1) without; GGN: n_L); H_i has P - q further exact zeros.
     """
     check_choice("curvature", curvature, CURVATURES)

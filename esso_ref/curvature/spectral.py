@@ -59,7 +59,7 @@ SPECTRAL = ("none", "abs", "clip")
 
 @dataclass
 class Spectrum:
-    """Eigenvalues of a P x P curvature matrix.
+    """Eigenvalues of a P x P curvature matrix: mu of eqs. (25), (42) and zeros, eq. (32).
 
     Attributes:
         values: eigenvalues, ascending; for structured routes only those that can be non-zero.
@@ -99,7 +99,7 @@ def check_spectral(spectral) -> str | Callable:
 
 
 def adjust(spectral: str | Callable, mu):
-    """f(mu) for the spectral choice (``"none"`` is f(mu) = mu).
+    """f(mu) for the spectral choice, eqs. (28)-(29) (``"none"`` is f(mu) = mu).
 
     Raises:
         ValueError: if a callable returns the wrong shape, non-finite or negative values.
@@ -137,7 +137,7 @@ def f_at_zero(spectral, like) -> float:
 
 def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: int,
                     num_zeros: int, eps: float, f0: float = 0.0, adjusted: bool = False) -> None:
-    """The one singular-to-working-precision rule of every Newton route (docs/math.md §9).
+    """The one singular-to-working-precision rule of every Newton route, eqs. (43)-(44).
 
     With h = |f(H)|_F + lam (an upper bound of |f(H) + lam I|_2) and c = 100 n eps, f(H) +
     lam I is singular to working precision, and :class:`SingularCurvatureError` is raised, when

@@ -12,6 +12,7 @@ import warnings
 
 from ..backend import device_of
 from ..curvature.api import _dense_newton, _layerwise_newton
+from ..curvature.basis import basis_size
 from ..curvature.layerwise import layer_block_dense, layer_spectra
 from ..curvature.lowrank import SingularCurvatureError
 from ..curvature.spectral import adjust
@@ -123,7 +124,9 @@ def _direction(ctx: Context, method: str, curvature: str, spectral: str):
     if method == "layerwise":
         return _layerwise_newton(ctx.state, lam, spectral, curvature == "ggn")
     dense = ctx.dense() if curvature == "hessian" else ctx.factor("ggn").to_dense()
-    return _dense_newton(dense, ctx.factor().gradient(), lam, spectral)
+    net = ctx.state.net
+    q = basis_size(net.sizes, net.bias, ctx.state.B, ggn=curvature == "ggn")
+    return _dense_newton(dense, ctx.factor().gradient(), lam, spectral, net.num_params - q)
 
 
 def _targets(ctx: Context, curvature: str):
