@@ -8,6 +8,7 @@ memory is measured with tracemalloc (NumPy reports its allocations to it).
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 import tracemalloc
@@ -217,7 +218,7 @@ def _per_sample(repeats: int) -> dict:
 
 
 def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
-              activation: str = "tanh") -> dict:
+              activation: str = "tanh", public_only: bool = False) -> dict:
     """Run the benchmark; returns {"machine", "sizes": [per-size report], "per_sample", "fit"}.
 
     Args:
@@ -226,11 +227,20 @@ def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
         quick: small sizes and one repeat (the test suite's smoke run).
         repeats: timed runs per measurement (median), after one warm-up.
         activation: hidden activation of the benchmarked networks.
+        public_only: only the public calls against their floors (and the load test).
     """
     import platform
 
-    sizes = sizes or (QUICK_SIZES if quick else DEFAULT_SIZES)
+    from .bench_public import public_rows, step_under_load
+
     repeats = repeats or (1 if quick else 3)
+    machine = {"platform": platform.platform(), "processor": platform.processor(),
+               "numpy": np.__version__, "cpus": os.cpu_count(), "blas": _blas_info()}
+    public = {"rows": public_rows(sizes, quick, repeats),
+              "load": None if quick else step_under_load()}
+    if public_only:
+        return {"machine": machine, "public": public}
+    sizes = sizes or (QUICK_SIZES if quick else DEFAULT_SIZES)
     rows = []
     for s in sizes:
         net = MLP(list(s), activation, "cross_entropy")
@@ -242,10 +252,18 @@ def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
         _newton_rows(net, theta, X, y, f, reps, report)
         _breakdown(net, theta, X, y, reps, report)
         rows.append(report)
-    out = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                       "numpy": np.__version__}, "sizes": rows,
-           "per_sample": _per_sample(1 if quick else repeats), "fit": _fit(rows)}
-    return out
+    return {"machine": machine, "public": public, "sizes": rows,
+            "per_sample": _per_sample(1 if quick else repeats), "fit": _fit(rows)}
+
+
+def _blas_info() -> list:
+    """The BLAS libraries and their default thread counts (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover
+        return []
+    return [{k: i.get(k) for k in ("internal_api", "num_threads", "version", "architecture")}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
 def _fit(rows: list[dict]) -> dict:
@@ -262,7 +280,18 @@ def _fit(rows: list[dict]) -> dict:
 
 
 def format_table(result: dict) -> str:
-    """Human-readable tables of a :func:`run_bench` result."""
+    """Human-readable tables of a :func:`run_bench` result: public calls first."""
+    from .bench_public import format_public
+
+    head = "public calls with their defaults against their floors:\n" + format_public(
+        result["public"]["rows"], result["public"]["load"])
+    if "sizes" not in result:
+        return head
+    return head + "\n\ninternal routes (breakdown):\n" + _routes_table(result)
+
+
+def _routes_table(result: dict) -> str:
+    """The internal routes' table."""
     cols = [("P", "P", "{:>9d}"), ("r", "r", "{:>6d}"),
             ("spectrum_structured_s", "spec struct", "{:>11.4f}"),
             ("spectrum_dense_s", "spec dense", "{:>10.3f}"),
@@ -299,8 +328,10 @@ def format_table(result: dict) -> str:
 
 def targets(result: dict) -> dict:
     """The ratios of the performance targets (docs/performance.md)."""
+    out = _public_targets(result["public"])
+    if "sizes" not in result:
+        return out
     rows = result["sizes"]
-    out = {}
     dense = [r for r in rows if "spectrum_dense_s" in r]
     if dense:
         r = max(dense, key=lambda r: r["P"])
@@ -319,3 +350,20 @@ def targets(result: dict) -> dict:
     out["per_sample_abs_speedup"] = result["per_sample"]["per_sample_abs_speedup"]
     return {k: (round(v, 3) if isinstance(v, float) and not math.isnan(v) else v)
             for k, v in out.items()}
+
+
+def _public_targets(public: dict) -> dict:
+    """Worst ratio to the floor per public call, the stacked speed-up and the load ratio."""
+    out = {}
+    for row in public["rows"]:
+        for key, value in row.items():
+            if key.endswith("_ratio"):
+                name = f"worst_{key[:-6]}_over_floor"
+                out[name] = round(max(out.get(name, 0.0), value), 3)
+        if "per_sample_stacked_speedup" in row:
+            out["min_stacked_over_loop_speedup"] = round(min(
+                out.get("min_stacked_over_loop_speedup", math.inf),
+                row["per_sample_stacked_speedup"]), 3)
+    if public.get("load"):
+        out["esso_step_loaded_over_idle"] = round(public["load"]["ratio"], 3)
+    return out

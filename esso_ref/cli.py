@@ -128,6 +128,8 @@ def _add_bench(sub) -> None:
                    "default: the standard list)")
     p.add_argument("--repeats", type=count(1), default=None,
                    help="timed runs per measurement (default: 1 with --quick, else 3)")
+    p.add_argument("--public-only", action="store_true",
+                   help="only the public calls against their floors and the load test")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--plot", default=None, help="write the log-log scaling plot (PNG)")
     p.set_defaults(run=_run_bench)
@@ -142,7 +144,10 @@ def _run_bench(args) -> int:
 
     if args.plot:
         check_output(args.plot, "--plot")
-    result = run_bench(args.sizes, quick=args.quick, repeats=args.repeats)
+    if args.plot and args.public_only:
+        raise ValueError("--plot needs the internal routes: drop --public-only")
+    result = run_bench(args.sizes, quick=args.quick, repeats=args.repeats,
+                       public_only=args.public_only)
     result["targets"] = targets(result)
     if args.json:
         print(json.dumps(result))

@@ -29,6 +29,7 @@ from .curvature import (
 )
 from .curvature.api import METHODS
 from .curvature.factor import CURVATURES
+from .curvature.lowrank import ROUTES
 from .curvature.spectral import check_spectral
 
 __all__ = ["ESSO", "SGD", "Adam", "make_optimizer"]
@@ -154,8 +155,9 @@ class ESSO:
             decrease rho is measured on the step's own batch, which a small batch's Newton step
             fits well even when the training loss grows; letting lam fall below the configured
             damping drove batch-size-1 runs to losses of 1e9 and more.
-        route: basis of the structured route (default ``"gram"``: O(r^3 + P) per step, no
-            P x r array; ``"auto"`` / ``"qr"`` trade speed for backward stability, eq. (26)).
+        route: basis of the structured route (default ``"auto"``: the layer basis of
+            eqs. (40)-(44), O(q^3 + P) per step, backward stable; ``"gram"`` / ``"qr"`` are
+            the routes of eqs. (24)-(26)).
     """
 
     lr: float = 1.0
@@ -167,7 +169,7 @@ class ESSO:
     adaptive: bool = False
     min_damping: float | None = None
     max_damping: float = 1e6
-    route: str = "gram"
+    route: str = "auto"
 
     def __post_init__(self):
         check_positive("lr", self.lr)
@@ -182,7 +184,7 @@ class ESSO:
         check_choice("method", self.method, [m for m in METHODS if m != "dense"])
         check_choice("curvature", self.curvature, CURVATURES)
         check_choice("batch_mode", self.batch_mode, ("exact", "per_sample_mean"))
-        check_choice("route", self.route, ("auto", "gram", "qr"))
+        check_choice("route", self.route, ROUTES)
 
     def init(self, theta) -> dict:
         """The current damping and step count."""

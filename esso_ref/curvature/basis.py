@@ -67,13 +67,19 @@ class Basis:
         layers: [None, E_1, ..., E_L].
         Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (41).
         groups: G.
-        size: q.
+        spans: [None, (start, end of I (x) Q_a part, end) of layer m's columns, ...].
     """
 
     state: State
     layers: list
     Yt: Any
     groups: int
+    spans: list
+
+    def columns(self, m: int) -> tuple[slice, slice]:
+        """(columns of layers 1..m's top parts and bottoms before them, layer m's columns)."""
+        top_start, top_end, end = self.spans[m]
+        return slice(0, top_end), slice(top_start, end)
 
     @property
     def size(self) -> int:
@@ -156,13 +162,17 @@ def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int):
 def build_basis(state: State, rows, s: int) -> Basis:
     """E and Yt of eqs. (40)-(41) for groups of s consecutive samples (s = B or s = 1)."""
     xp, B = state.xp, state.B
-    layers, cols = [None], []
+    layers, cols, spans, start = [None], [], [None], 0
     for m in range(1, state.L + 1):
         E = _layer_basis(state, m, s, with_k=m in rows.K)
         layers.append(E)
         cols += _layer_columns(state, rows, m, E, s)
+        top_end = start + state.net.sizes[m] * E.top
+        spans.append((start, top_end, start + E.size(state.net.sizes[m])))
+        start = spans[-1][2]
     Yt = xp.concat(cols, axis=-1)
-    return Basis(state, layers, xp.reshape(Yt, (B // s, s * rows.r, Yt.shape[-1])), B // s)
+    Yt = xp.reshape(Yt, (B // s, s * rows.r, Yt.shape[-1]))
+    return Basis(state, layers, Yt, B // s, spans)
 
 
 def basis_size(sizes, bias: bool, s: int, ggn: bool = False) -> int:

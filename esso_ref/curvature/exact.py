@@ -148,8 +148,11 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
         reduce, R = linalg.qr(xp.matrix_transpose(Yt))
         Yt = xp.matrix_transpose(R)
     q = Yt.shape[-1]
-    CY = xp.reshape(apply_core(state, rows, xp.reshape(Yt, (B, r, q))), Yt.shape)
-    S = xp.matrix_transpose(Yt) @ CY / s
+    if reduce is None and rows.K:
+        S = _core_sandwich(state, rows, basis, s)
+    else:
+        CY = xp.reshape(apply_core(state, rows, xp.reshape(Yt, (B, r, q))), Yt.shape)
+        S = xp.matrix_transpose(Yt) @ CY / s
     S = 0.5 * (S + xp.matrix_transpose(S))
     u = state.zeros((B, r))
     u[:, rows.J[state.L]] = state.bwd.delta[state.L]
@@ -158,3 +161,37 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
         return Coordinates(S, b, basis.expand, state.net.num_params)
     return Coordinates(S, b, lambda y: basis.expand(y @ xp.matrix_transpose(reduce)),
                        state.net.num_params)
+
+
+def _core_sandwich(state: State, rows: Rows, basis, s: int):
+    """S = Y C Y^T / s by the blocks of C (eq. (16)) and the zero pattern of Y (eq. (41)).
+
+    J_l rows of Y^T are zero beyond the columns of layers 1..l, K_l rows outside layer l's
+    columns, so S = Y_L^T Lam Y_L + sum_l (Y_l^T diag(h_l) Y_l + Y_l^T D_l Z_{l+1} + its
+    transpose), each product on its non-zero columns only (Y_l: J_l rows, Z_l: K_l rows).
+    """
+    xp, L, G = state.xp, state.L, basis.groups
+    q = basis.size
+    Y4 = xp.reshape(basis.Yt, (G, s, rows.r, q))
+    S = state.zeros((G, q, q))
+
+    def block(row_slice, cols):
+        return Y4[:, :, row_slice, cols]
+
+    def flat(Z):
+        return xp.reshape(Z, (G, Z.shape[1] * Z.shape[2], Z.shape[3]))
+
+    pre = basis.columns(L)[0]
+    Y = block(rows.J[L], pre)
+    LamY = xp.reshape(state.Lam, (G, s, *state.Lam.shape[1:])) @ Y
+    S[:, pre, pre] = xp.matrix_transpose(flat(Y)) @ flat(LamY)
+    for l in range(1, L):
+        pre, own = basis.columns(l)[0], basis.columns(l + 1)[1]
+        Y = block(rows.J[l], pre)
+        h = xp.reshape(state.h[l], (G, s, -1, 1))
+        D = xp.reshape(state.fwd.dphi[l], (G, s, -1, 1))
+        S[:, pre, pre] = S[:, pre, pre] + xp.matrix_transpose(flat(Y)) @ flat(h * Y)
+        X = xp.matrix_transpose(flat(Y)) @ flat(D * block(rows.K[l + 1], own))
+        S[:, pre, own] = S[:, pre, own] + X
+        S[:, own, pre] = S[:, own, pre] + xp.matrix_transpose(X)
+    return S / s

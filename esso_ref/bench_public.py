@@ -1,0 +1,174 @@
+"""The public calls with their defaults against their floors (``esso-ref bench``).
+
+See docs/performance.md.
+
+A floor is what no exact route can beat on the same machine in the same run: one gradient
+(per-sample gradients for the stacked calls) plus a bare dense routine of the system's size,
+``solve`` for spectral ``"none"``, ``eigh`` for an adjusted direction, ``eigvalsh`` for a
+spectrum (for the stacked per-sample calls: the same routine on B stacked r x r matrices).
+Times are medians after a warm-up; every call runs with esso_ref's default BLAS thread policy.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from .curvature import (
+    eigenvalues,
+    hessian_factor,
+    newton_direction,
+    per_sample_directions,
+    per_sample_eigenvalues,
+)
+from .curvature.spectral import NotDescentWarning
+from .mlp import MLP
+from .problems import random_problem
+from .threads import blas_threads, threads_for
+
+__all__ = ["PUBLIC_SIZES", "QUICK_PUBLIC_SIZES", "format_public", "public_rows"]
+
+PUBLIC_SIZES = [[64, 32, 32, 10], [64, 64, 64, 10], [784, 128, 128, 10], [784, 512, 512, 10]]
+QUICK_PUBLIC_SIZES = [[16, 16, 10], [32, 32, 10]]
+MAX_DENSE_SYSTEM = 6000
+"""Mini-batch rows are skipped when B r exceeds this (a bare eigh alone would take minutes)."""
+
+
+def _time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _floors(n: int, batch: int, repeats: int) -> dict:
+    """Median seconds of bare solve / eigh / eigvalsh of ``batch`` stacked n x n matrices."""
+    M = np.random.default_rng(0).standard_normal((batch, n, n))
+    M = M + np.swapaxes(M, -1, -2)
+    b = M[..., 0:1]
+    with blas_threads(threads_for(n)):
+        return {"solve": _time(lambda: np.linalg.solve(M, b), repeats),
+                "eigh": _time(lambda: np.linalg.eigh(M), repeats),
+                "eigvalsh": _time(lambda: np.linalg.eigvalsh(M), repeats)}
+
+
+def _batch_row(net: MLP, B: int, repeats: int) -> dict:
+    """One network, one batch size: public batch calls against gradient + r_B-sized routine."""
+    theta, X, y = random_problem(net, B, 0)
+    n = B * net.rank_bound
+    grad = _time(lambda: net.gradient(theta, X, y), repeats)
+    floor = _floors(n, 1, repeats)
+    calls = {
+        "newton_none": (lambda: newton_direction(net, theta, X, y), "solve"),
+        "newton_abs": (lambda: newton_direction(net, theta, X, y, spectral="abs"), "eigh"),
+        "newton_clip": (lambda: newton_direction(net, theta, X, y, spectral="clip"), "eigh"),
+        "eigenvalues": (lambda: eigenvalues(net, theta, X, y), "eigvalsh"),
+    }
+    row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": n, "gradient_s": grad}
+    for name, (fn, kind) in calls.items():
+        t = _time(fn, repeats)
+        row[f"{name}_s"], row[f"{name}_floor_s"] = t, grad + floor[kind]
+        row[f"{name}_ratio"] = t / (grad + floor[kind])
+    return row
+
+
+def _per_sample_row(net: MLP, B: int, repeats: int) -> dict:
+    """Stacked per-sample calls against per-sample gradients + B stacked r x r routines."""
+    theta, X, y = random_problem(net, B, 1)
+    grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats)
+    floor = _floors(net.rank_bound, B, repeats)
+    calls = {
+        "per_sample_none": (lambda: per_sample_directions(net, theta, X, y, 0.1), "solve"),
+        "per_sample_abs": (lambda: per_sample_directions(net, theta, X, y, 0.1, "abs"), "eigh"),
+        "per_sample_eigenvalues": (lambda: per_sample_eigenvalues(net, theta, X, y), "eigvalsh"),
+    }
+    row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": net.rank_bound}
+    for name, (fn, kind) in calls.items():
+        t = _time(fn, repeats)
+        row[f"{name}_s"], row[f"{name}_floor_s"] = t, grad + floor[kind]
+        row[f"{name}_ratio"] = t / (grad + floor[kind])
+
+    def loop():
+        return [newton_direction(net, theta, X[i], y[i:i + 1], 0.1, "abs") for i in range(B)]
+
+    row["per_sample_loop_abs_s"] = _time(loop, 1)
+    row["per_sample_stacked_speedup"] = row["per_sample_loop_abs_s"] / row["per_sample_abs_s"]
+    return row
+
+
+def public_rows(sizes=None, quick: bool = False, repeats: int = 3) -> list[dict]:
+    """Rows of the public-call table: B = 1 and B = 8 per size, and B = 128 stacked calls."""
+    sizes = sizes or (QUICK_PUBLIC_SIZES if quick else PUBLIC_SIZES)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotDescentWarning)
+        for s in sizes:
+            net = MLP(list(s), "tanh", "cross_entropy")
+            for B in (1, 8):
+                if B * net.rank_bound <= MAX_DENSE_SYSTEM:
+                    rows.append(_batch_row(net, B, 1 if net.num_params > 200_000 else repeats))
+            if net.num_params <= 200_000:
+                rows.append(_per_sample_row(net, 8 if quick else 128, 1 if quick else repeats))
+    return rows
+
+
+def _busy(seconds: float) -> subprocess.Popen:
+    """A process that keeps both cores busy (two-threaded matrix products) for ``seconds``."""
+    code = ("import numpy as np, time\nA = np.random.rand(600, 600)\nt = time.time()\n"
+            f"while time.time() - t < {seconds}:\n    A = A @ A; A /= np.abs(A).max()\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+def step_under_load(repeats: int = 20) -> dict:
+    """One default ESSO step, idle and with another process keeping both cores busy.
+
+    The step of the default ``esso-ref train``: digits network [64, 32, 10], B = 1, |H|,
+    damping 10.
+    """
+    net = MLP([64, 32, 10], "tanh", "cross_entropy")
+    theta, X, y = random_problem(net, 1, 2)
+
+    def step():
+        return hessian_factor(net, theta, X, y).newton(10.0, "abs")
+
+    idle = _time(step, repeats)
+    busy = _busy(30.0)
+    try:
+        time.sleep(0.5)
+        loaded = _time(step, repeats)
+    finally:
+        busy.kill()
+        busy.wait()
+    return {"esso_step_idle_s": idle, "esso_step_loaded_s": loaded, "ratio": loaded / idle}
+
+
+def format_public(rows: list[dict], load: dict | None = None) -> str:
+    """Aligned table: each public call's time, its floor and their ratio."""
+    names = ["newton_none", "newton_abs", "newton_clip", "eigenvalues", "per_sample_none",
+             "per_sample_abs", "per_sample_eigenvalues"]
+    lines = [f"{'network':24} {'B':>4} {'call':24} {'time ms':>10} {'floor ms':>10} {'ratio':>7}"]
+    for row in rows:
+        for name in names:
+            if f"{name}_s" in row:
+                lines.append(f"{row['sizes']!s:24} {row['B']:>4} {name:24} "
+                             f"{1e3 * row[name + '_s']:>10.2f} "
+                             f"{1e3 * row[name + '_floor_s']:>10.2f} {row[name + '_ratio']:>7.2f}")
+        if "per_sample_stacked_speedup" in row:
+            lines.append(f"{row['sizes']!s:24} {row['B']:>4} {'stacked vs loop (abs)':24} "
+                         f"{1e3 * row['per_sample_abs_s']:>10.2f} "
+                         f"{1e3 * row['per_sample_loop_abs_s']:>10.2f} "
+                         f"{row['per_sample_stacked_speedup']:>6.1f}x")
+    if load:
+        lines.append(f"ESSO step idle {1e3 * load['esso_step_idle_s']:.2f} ms, with both cores "
+                     f"busy {1e3 * load['esso_step_loaded_s']:.2f} ms ({load['ratio']:.2f}x)")
+    return "\n".join(lines)
