@@ -23,8 +23,9 @@ from typing import Any
 
 import array_api_compat
 
+from .._memory import check_allocation
 from . import linalg
-from .basis import build_basis
+from .basis import basis_size, build_basis
 from .core import Rows, apply_core
 from .spectral import (
     NotDescentWarning,
@@ -142,6 +143,13 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     when the basis has more columns than A has rows (the Gauss-Newton matrix).
     """
     xp, B, r = state.xp, state.B, rows.r
+    q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
+    itemsize = xp.finfo(state.dtype).bits // 8
+    check_allocation(itemsize * (B // s) * (2 * s * r * q + 3 * q * q),
+                     f"the exact curvature route ({B // s} system(s) of size {q}, "
+                     f"{B // s} x {s * r} x {q} coordinates)",
+                     "use fewer samples per call (per-sample routes or a smaller batch), "
+                     "method='layerwise', or Lanczos on er.as_linear_operator", xp)
     basis = build_basis(state, rows, s)
     Yt, reduce = basis.Yt, None
     if Yt.shape[-1] > Yt.shape[-2]:
