@@ -113,6 +113,25 @@ def check_vector(name: str, v: Any, size: int, like: Any) -> Any:
     return v
 
 
+def check_stack(name: str, v: Any, size: int, like: Any) -> Any:
+    """Validate a vector (size,) or a stack of vectors (k, size) like :func:`check_vector`."""
+    if getattr(v, "ndim", None) == 2:
+        namespace(like, v, names=("theta", name))
+        if int(v.shape[1]) != size:
+            raise ValueError(f"expected {name} of shape ({size},) or (k, {size}), "
+                             f"got {tuple(v.shape)}")
+        check_real_float(name, v)
+        if v.dtype != like.dtype:
+            raise TypeError(
+                f"expected {name} of dtype {dtype_name(like)} (theta's), got {dtype_name(v)}")
+        check_finite(name, v)
+        return v
+    if hasattr(v, "shape") and (v.ndim != 1 or tuple(v.shape) != (size,)):
+        raise ValueError(f"expected {name} of shape ({size},) or (k, {size}), "
+                         f"got {tuple(v.shape)}")
+    return check_vector(name, v, size, like)
+
+
 def _as_array(name: str, value: Any, xp, like) -> Any:
     """Return ``value`` as an array; lists and scalars go to the namespace and device of theta."""
     from array_api_compat import is_array_api_obj

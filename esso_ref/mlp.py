@@ -187,6 +187,8 @@ class MLP:
             X = xp.reshape(X, (1, -1))
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(f"expected X of shape (B, {self.sizes[0]}), got {tuple(X.shape)}")
+        check_real_float("X", X)
+        check_finite("X", X)
         W, b = self._Wb(theta)
         return passes.forward(W, b, X, self.act)
 

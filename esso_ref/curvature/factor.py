@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._checks import check_stack
 from ..mlp import flatten
 from ..threads import blas_threads, threads_for
 from .core import Rows, apply_core, core
@@ -210,18 +211,21 @@ class HessianFactor(LowRank):
 
     def apply_A(self, v):
         """A v for v of shape (P,) or (k, P); returns (B r,) or (k, B r)."""
+        check_stack("v", v, self.num_params, self.state.W[1])
         single = v.ndim == 1
         w = self._apply_flat(v[None, :] if single else v)
         return w[0, :] if single else w
 
     def apply_AT(self, w):
         """A^T w for w of shape (B r,) or (k, B r); returns (P,) or (k, P), eq. (19)."""
+        check_stack("w", w, self.rank_bound, self.state.W[1])
         single = w.ndim == 1
         out = self._adjoint_flat(w[None, :] if single else w)
         return out[0, :] if single else out
 
     def matvec(self, v):
         """H v = A^T (C (A v)) for v of shape (P,) or (k, P)."""
+        check_stack("v", v, self.num_params, self.state.W[1])
         single = v.ndim == 1
         Av = self.apply_A(v[None, :] if single else v)
         out = self.apply_AT(Av @ self.C)
