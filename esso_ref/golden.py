@@ -39,7 +39,9 @@ from .verification.report import Check, Report
 __all__ = ["SCHEMA_VERSION", "GoldenCase", "compare", "default_cases", "export", "load",
            "outputs"]
 
-SCHEMA_VERSION = 1
+# 2: "gelu" is the exact erf form (PyTorch nn.GELU()); the tanh approximation is "gelu_tanh".
+# In version 1, "gelu" named the tanh approximation.
+SCHEMA_VERSION = 2
 DAMPINGS = (1e-2, 1.0)
 METHODS = ("structured", "layerwise", "dense")
 SPECTRALS = ("none", "abs", "clip")
@@ -213,6 +215,12 @@ def _read_manifest(root: Path) -> dict:
     except json.JSONDecodeError as err:
         raise ValueError(f"expected valid JSON in {path}, got a parse error: {err}") from err
     version = manifest.get("schema_version")
+    if version == 1 and any(c.get("spec", {}).get("activation") == "gelu"
+                            for c in manifest.get("cases", [])):
+        raise ValueError(f"golden cases in {path} use schema version 1, where 'gelu' meant the "
+                         "tanh approximation; 'gelu' is now the exact erf form (PyTorch "
+                         "nn.GELU()) and the tanh form is 'gelu_tanh'; export the cases again "
+                         "with this esso_ref")
     if version != SCHEMA_VERSION:
         raise ValueError(f"expected golden-case schema version {SCHEMA_VERSION}, got {version!r} "
                          f"in {path}; export the cases again with this esso_ref")

@@ -19,7 +19,7 @@ def test_first_derivative_matches_complex_step(name):
     act = ACTIVATIONS[name]
     z = Z + 1e-3  # keep off relu's kink at 0
     cs = np.imag(act.f(z + 1j * H)) / H
-    # both sides carry round-off ~ eps |z| (e.g. 1 + tanh(u) cancels in gelu's tail)
+    # both sides carry round-off ~ eps |z| (relative checks: test_activation_accuracy.py)
     assert np.max(np.abs(act.df(z) - cs)) <= 8 * EPS * SCALE
 
 
@@ -50,10 +50,13 @@ def test_closed_forms_at_known_points():
     sp = ACTIVATIONS["softplus"]
     assert abs(sp.f(np.array([1e3]))[0] - 1e3) == 0.0
     assert abs(sp.f(np.array([0.0]))[0] - np.log(2.0)) < 2 * EPS
-    gelu = ACTIVATIONS["gelu"]
+    gelu_tanh = ACTIVATIONS["gelu_tanh"]
     x = np.array([0.7])
     ref = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
-    assert np.allclose(gelu.f(x), ref, rtol=2 * EPS, atol=0)
+    assert np.allclose(gelu_tanh.f(x), ref, rtol=2 * EPS, atol=0)
+    # gelu is x Phi(x); Phi(1) = (1 + erf(1/sqrt 2)) / 2 = 0.8413447460685429...
+    gelu = ACTIVATIONS["gelu"]
+    assert abs(gelu.f(np.array([1.0]))[0] / 0.8413447460685429 - 1.0) < 2 * EPS
 
 
 def test_relu_branches_on_real_part():
