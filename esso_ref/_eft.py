@@ -15,15 +15,18 @@ import array_api_compat
 __all__ = ["dd_add", "dd_mul", "exp_neg_square", "exp_neg_square_scaled", "exp_scaled", "split",
            "square", "two_prod", "two_sum"]
 
-_SPLITTER = 134217729.0  # 2**27 + 1: splits a float64 into two halves of at most 26 bits
+def _single(a) -> bool:
+    """True for float32 / complex64 data (no subnormal guard needed at their exponent range)."""
+    return array_api_compat.array_namespace(a).finfo(a.dtype).eps > 1e-10
 
 
 def split(a):
-    """``(hi, lo)`` with ``hi + lo == a`` exactly and ``hi``, ``lo`` of at most 26 bits each.
+    """``(hi, lo)`` with ``hi + lo == a`` exactly, each of at most half the significand bits.
 
-    Valid for ``|a| < 2**996`` (``a`` times 2**27 must not overflow).
+    Dekker's splitter is 2**27 + 1 for float64 (2**12 + 1 for float32); valid while ``a``
+    times the splitter does not overflow (``|a| < 2**996`` in float64).
     """
-    c = _SPLITTER * a
+    c = (4097.0 if _single(a) else 134217729.0) * a
     hi = c - (c - a)
     return hi, a - hi
 
@@ -77,6 +80,8 @@ def exp_scaled(ah, al):
     """
     xp = array_api_compat.array_namespace(ah)
     one = xp.ones_like(ah)
+    if _single(ah):  # 2**-512 is 0 in float32; its results are float32-accurate as they are
+        return xp.exp(ah) * xp.exp(al), one
     shifted = (xp.real(ah) if xp.isdtype(ah.dtype, "complex floating") else ah) < _SHIFT_BELOW
     sh, sl = two_sum(ah, xp.where(shifted, _SHIFT_HI * one, 0.0 * one))
     sl = sl + (al + xp.where(shifted, _SHIFT_LO * one, 0.0 * one))

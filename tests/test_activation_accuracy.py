@@ -117,3 +117,17 @@ def test_grid_reaches_the_tails_and_the_zeros():
     assert [round(z0, 4) for z0, _ in zeros("gelu", 1)] == [-0.7518]
     assert [round(z0, 4) for z0, _ in zeros("gelu", 2)] == [-1.4142, 1.4142]
     assert not zeros("gelu", 0)[1:] and not zeros("tanh", 1)
+
+
+def test_erf_erfc_and_normal_cdf_match_mpmath_to_10_eps():
+    from esso_ref._erf import erf, erfc, normal_cdf, normal_pdf
+
+    t = np.unique(np.concatenate([np.linspace(-27.0, 27.0, 5401), [-1e-300, 1e-300, 0.46875]]))
+    cases = ((erf, mpmath.erf), (erfc, mpmath.erfc), (normal_cdf, mpmath.ncdf),
+             (normal_pdf, mpmath.npdf))
+    for fn, exact in cases:
+        with mpmath.workdps(ref.DPS):
+            want = np.array([float(exact(mpmath.mpf(float(x)))) for x in t])
+        err = np.abs(fn(t) - want)
+        bad = err > ULPS * EPS * np.maximum(np.abs(want), TINY)
+        assert not np.any(bad), (fn.__name__, t[bad][:5])

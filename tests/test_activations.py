@@ -31,15 +31,18 @@ def test_second_derivative_matches_complex_step(name):
     assert np.max(np.abs(act.d2f(z) - cs)) <= 16 * EPS * SCALE
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float64, 1e300), (np.float32, 1e30)])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_finite_without_warnings_up_to_1e3(name):
+def test_finite_without_warnings_at_any_magnitude(name, dtype, big):
     act = ACTIVATIONS[name]
-    z = np.array([-1e3, -700.0, -40.0, -1e-8, 0.0, 1e-8, 40.0, 700.0, 1e3])
+    z = np.array([-big, -1e3, -700.0, -40.0, -21.0, -1e-8, 0.0, 1e-8, 21.0, 40.0, 700.0, 1e3, big],
+                 dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for fn in (act.f, act.df, act.d2f):
-            for arg in (z, z + 1j * H):
-                assert np.all(np.isfinite(fn(arg)))
+            for arg in (z, z + np.asarray(1j * H, dtype=np.result_type(dtype, np.complex64))):
+                out = fn(arg)
+                assert out.dtype == arg.dtype and np.all(np.isfinite(out))
 
 
 def test_closed_forms_at_known_points():
