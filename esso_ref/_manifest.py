@@ -9,6 +9,7 @@ from pathlib import Path
 __all__ = ["SCHEMA_VERSION", "manifest_digest", "read_manifest"]
 
 SCHEMA_VERSION = 2
+"""2: manifest hashed, and 'gelu' is the exact erf form ('gelu_tanh' the tanh form)."""
 
 
 def manifest_digest(manifest: dict) -> str:
@@ -29,6 +30,13 @@ def read_manifest(root: Path) -> dict:
     if not isinstance(manifest, dict):
         raise ValueError(f"expected a JSON object in {path}, got {type(manifest).__name__}")
     version = manifest.get("schema_version")
+    cases = manifest.get("cases") if isinstance(manifest.get("cases"), list) else []
+    if version == 1 and any(isinstance(c, dict) and isinstance(c.get("spec"), dict)
+                            and c["spec"].get("activation") == "gelu" for c in cases):
+        raise ValueError(f"golden cases in {path} use schema version 1, where 'gelu' meant the "
+                         "tanh approximation; 'gelu' is now the exact erf form (PyTorch "
+                         "nn.GELU()) and the tanh form is 'gelu_tanh'; export the cases again "
+                         "with this esso_ref")
     if version != SCHEMA_VERSION:
         raise ValueError(f"expected golden-case schema version {SCHEMA_VERSION}, got {version!r} "
                          f"in {path}; export the cases again with this esso_ref")

@@ -27,7 +27,7 @@ def torch_model(net):
     acts = {"sin": Sin, "identity": nn.Identity, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
             "relu": nn.ReLU,
             "softplus": lambda: nn.Softplus(threshold=float("inf")),
-            "gelu": lambda: nn.GELU(approximate="tanh")}
+            "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}
     layers = []
     for l, (n_in, n_out) in enumerate(zip(net.sizes[:-1], net.sizes[1:], strict=True), start=1):
         layers.append(nn.Linear(n_in, n_out, bias=net.bias, dtype=torch.float64))

@@ -19,7 +19,7 @@ def test_first_derivative_matches_complex_step(name):
     act = ACTIVATIONS[name]
     z = Z + 1e-3  # keep off relu's kink at 0
     cs = np.imag(act.f(z + 1j * H)) / H
-    # both sides carry round-off ~ eps |z| (e.g. 1 + tanh(u) cancels in gelu's tail)
+    # both sides carry round-off ~ eps |z| (relative checks: test_activation_accuracy.py)
     assert np.max(np.abs(act.df(z) - cs)) <= 8 * EPS * SCALE
 
 
@@ -31,15 +31,18 @@ def test_second_derivative_matches_complex_step(name):
     assert np.max(np.abs(act.d2f(z) - cs)) <= 16 * EPS * SCALE
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float64, 1e300), (np.float32, 1e30)])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_finite_without_warnings_up_to_1e3(name):
+def test_finite_without_warnings_at_any_magnitude(name, dtype, big):
     act = ACTIVATIONS[name]
-    z = np.array([-1e3, -700.0, -40.0, -1e-8, 0.0, 1e-8, 40.0, 700.0, 1e3])
+    z = np.array([-big, -1e3, -700.0, -40.0, -21.0, -1e-8, 0.0, 1e-8, 21.0, 40.0, 700.0, 1e3, big],
+                 dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for fn in (act.f, act.df, act.d2f):
-            for arg in (z, z + 1j * H):
-                assert np.all(np.isfinite(fn(arg)))
+            for arg in (z, z + np.asarray(1j * H, dtype=np.result_type(dtype, np.complex64))):
+                out = fn(arg)
+                assert out.dtype == arg.dtype and np.all(np.isfinite(out))
 
 
 def test_closed_forms_at_known_points():
@@ -50,10 +53,13 @@ def test_closed_forms_at_known_points():
     sp = ACTIVATIONS["softplus"]
     assert abs(sp.f(np.array([1e3]))[0] - 1e3) == 0.0
     assert abs(sp.f(np.array([0.0]))[0] - np.log(2.0)) < 2 * EPS
-    gelu = ACTIVATIONS["gelu"]
+    gelu_tanh = ACTIVATIONS["gelu_tanh"]
     x = np.array([0.7])
     ref = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
-    assert np.allclose(gelu.f(x), ref, rtol=2 * EPS, atol=0)
+    assert np.allclose(gelu_tanh.f(x), ref, rtol=2 * EPS, atol=0)
+    # gelu is x Phi(x); Phi(1) = (1 + erf(1/sqrt 2)) / 2 = 0.8413447460685429...
+    gelu = ACTIVATIONS["gelu"]
+    assert abs(gelu.f(np.array([1.0]))[0] / 0.8413447460685429 - 1.0) < 2 * EPS
 
 
 def test_relu_branches_on_real_part():

@@ -66,6 +66,17 @@ def test_dead_relus():
     _agree_with_dense(net, theta, X, y)
 
 
+def test_layer_with_every_unit_dead_gives_empty_block_not_an_error():
+    # the only hidden unit is dead, so layer 1's low-rank factor has rank 0
+    net = er.MLP([2, 1, 2], "relu", "cross_entropy", bias=False)
+    theta = np.array([0.19369308, -0.32557075, -0.91805295, -0.96694473])
+    X, y = np.array([[0.34558419, 0.82161814]]), np.array([1])
+    g = net.gradient(theta, X, y)
+    for method in ("structured", "layerwise", "dense"):
+        d = er.newton_direction(net, theta, X, y, damping=1e8, spectral="abs", method=method)
+        assert np.linalg.norm(d + g / 1e8) <= 1e-6 * np.linalg.norm(g) / 1e8 + 1e-300
+
+
 def test_duplicate_samples_in_a_batch():
     net = er.MLP([3, 4, 3], "gelu", "cross_entropy")
     theta, X, y = random_problem(net, 3, 2)

@@ -81,6 +81,27 @@ def test_unknown_schema_version(tmp_path, cases_dir):
         er.golden.load(tmp_path / "c")
 
 
+def test_version_1_gelu_cases_are_refused_with_the_rename(tmp_path, cases_dir):
+    import shutil
+
+    shutil.copytree(cases_dir / "a", tmp_path / "c")
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest["schema_version"] = 1
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"version 1, where 'gelu' meant the tanh approximation; "
+                                         r"'gelu' is now the exact erf form .* 'gelu_tanh'"):
+        er.golden.load(tmp_path / "c")
+    manifest["cases"] = [c for c in manifest["cases"] if c["spec"]["activation"] != "gelu"]
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="expected golden-case schema version 2, got 1"):
+        er.golden.load(tmp_path / "c")
+
+
+def test_both_gelu_forms_have_cases(cases_dir):
+    cases = er.golden.load(cases_dir / "a")
+    assert {"gelu", "gelu_tanh"} <= {c.net.activation for c in cases}
+
+
 def test_corrupted_and_missing_files(tmp_path, cases_dir):
     import shutil
 

@@ -24,7 +24,8 @@ def _activation(name: str) -> nn.Module:
         # PyTorch linearises softplus above threshold=20 by default; esso_ref is exact
         "softplus": nn.Softplus(threshold=float("inf")),
         "relu": nn.ReLU(),
-        "gelu": nn.GELU(approximate="tanh"),
+        "gelu": nn.GELU(),
+        "gelu_tanh": nn.GELU(approximate="tanh"),
         "sin": Sin(),
     }[name]
 

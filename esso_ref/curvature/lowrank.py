@@ -121,7 +121,7 @@ class LowRank:
         R = sq[:, None] * self.xp.matrix_transpose(U) * d[None, :]
         S = self._sandwich(R)
         if S.shape[0] == 0:
-            return S[:, 0], (S if vectors else None)
+            return self.xp.reshape(S, (0,)), (S if vectors else None)  # no column to index
         if vectors:
             return linalg.eigh(S)
         return linalg.eigvalsh(S), None
