@@ -168,7 +168,9 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 def get_activation(name: str | Activation) -> Activation:
-    """Return the activation called ``name`` (an :class:`Activation` passes through).
+    """Return the activation called ``name``.
+
+    An [`Activation`][esso_ref.activations.Activation] passes through unchanged.
 
     Raises:
         ValueError: for an unknown name; the message lists the valid ones.

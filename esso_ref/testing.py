@@ -81,7 +81,7 @@ def mlp_specs(draw, max_layers: int = 4, max_width: int = 8, activations=None, l
 @st.composite
 def networks(draw, max_batch: int = 5, dtype: str = "float64", xp=None, device=None,
              **spec_kw) -> Problem:
-    """(net, theta, X, y) with a network from :func:`mlp_specs` and a batch of 1..max_batch."""
+    """(net, theta, X, y): a network drawn by `mlp_specs` and a batch of 1..max_batch."""
     net = draw(mlp_specs(**spec_kw))
     batch = draw(st.integers(1, max_batch))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -119,7 +119,7 @@ def assert_hvp_matches(fn, problem: Problem, v, tol_eps: float = 4500.0) -> None
 
     Args:
         fn: the implementation under test.
-        problem: (net, theta, X, y), e.g. drawn from :func:`networks`.
+        problem: (net, theta, X, y), e.g. drawn from [`networks`][esso_ref.testing.networks].
         v: direction, shape (P,).
         tol_eps: tolerance on the max-norm relative error, in units of eps (4500 eps ~ 1e-12).
 

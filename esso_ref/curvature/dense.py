@@ -28,7 +28,7 @@ def hessian(net, theta, X, y, symmetric: bool = True):
     """Dense Hessian of the batch-mean loss from P Hessian-vector products, eq. (12).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).

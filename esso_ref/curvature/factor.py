@@ -242,7 +242,7 @@ def hessian_factor(net, theta, X, y, curvature: str = "hessian",
     """The exact factorisation H = A^T C A of the batch-mean Hessian, eqs. (14)-(26).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
@@ -251,8 +251,9 @@ def hessian_factor(net, theta, X, y, curvature: str = "hessian",
             ``"gram"`` (eqs. (24)-(25), no P x n array) or ``"qr"`` (eq. (26), backward stable).
 
     Returns:
-        The :class:`HessianFactor`: ``rank_bound``, ``gram()``, ``core()``, ``matvec(v)``,
-        ``to_dense()``, ``eigh()``, ``newton(damping, spectral)``.
+        The [`HessianFactor`][esso_ref.curvature.HessianFactor], with ``rank_bound``,
+        ``gram()``, ``core()``, ``matvec(v)``, ``to_dense()``, ``eigh()``,
+        ``newton(damping, spectral)``.
 
     Raises:
         ValueError, TypeError: for bad inputs or an unknown curvature name.

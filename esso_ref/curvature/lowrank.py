@@ -33,7 +33,7 @@ __all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank", "NotDescentWarning", "Singular
 ROUTES = ("auto", "gram", "qr")
 """``"gram"``: eqs. (24)-(25), O(n^3 + P n') time, no P x n array; accuracy degrades like
 eps cond(G) in weakly represented directions. ``"qr"``: eq. (26), A^T = Q_1 R_1 materialised,
-O(P n^2), backward stable. ``"auto"``: see :attr:`LowRank.route` and :attr:`LowRank.solve_route`."""
+O(P n^2), backward stable. ``"auto"``: see `LowRank.route` and `LowRank.solve_route`."""
 
 QR_MAX_ENTRIES = 2**24
 
@@ -64,7 +64,7 @@ class LowRank:
         u: gradient coordinates, (n,), with g = A^T u.
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
         num_params: P.
-        route: basis of range(A^T) for spectra and adjusted directions, see :data:`ROUTES`.
+        route: basis of range(A^T) for spectra and adjusted directions, see `ROUTES`.
         batch: number of samples B stacked in A (guides ``route="auto"``).
         apply_C: M -> C M for M of shape (n, k), exploiting C's structure (default: C @ M).
     """
@@ -128,11 +128,11 @@ class LowRank:
 
     @property
     def route(self) -> str:
-        """The basis for spectra and adjusted directions: ``"qr"`` or ``"gram"`` (:data:`ROUTES`).
+        """The basis for spectra and adjusted directions: ``"qr"`` or ``"gram"`` (`ROUTES`).
 
         ``"auto"`` takes the Gram route for one sample (the stochastic case, where the
         equilibrated Gram matrix is well conditioned) and the QR route for a mini-batch while
-        the P x n array A^T is affordable (P n <= :data:`QR_MAX_ENTRIES`).
+        the P x n array A^T is affordable (P n <= `QR_MAX_ENTRIES`).
         """
         if self._route != "auto":
             return self._route

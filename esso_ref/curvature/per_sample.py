@@ -81,7 +81,7 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     """Each sample's exact damped Newton direction, all in one stacked call, eqs. (27)-(28), (36).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0).
         y: labels (cross_entropy) or targets (mse).
@@ -126,7 +126,7 @@ def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     """Every sample's exact spectrum in one stacked call, eqs. (24)-(25), (36).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0).
         y: labels (cross_entropy) or targets (mse).

@@ -56,7 +56,7 @@ def check_damping(damping) -> float:
 
 
 def check_spectral(spectral) -> str | Callable:
-    """Validate a spectral choice: one of :data:`SPECTRAL` or a callable."""
+    """Validate a spectral choice: one of ``SPECTRAL`` or a callable."""
     if callable(spectral):
         return spectral
     if isinstance(spectral, str) and spectral in SPECTRAL:

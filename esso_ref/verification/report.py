@@ -89,7 +89,7 @@ class Report:
         return {"passed": self.passed, "meta": self.meta, "checks": rows}
 
     def to_json(self, **kw) -> str:
-        """The report as one JSON object (see :meth:`to_dict`)."""
+        """The report as one JSON object (see [`to_dict`][esso_ref.verification.Report.to_dict])."""
         return json.dumps(self.to_dict(), **kw)
 
     def table(self) -> str:
