@@ -42,13 +42,15 @@ def _integer_epochs(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def config_title(config, seeds: int = 1, sizes=None) -> str:
+def config_title(config, seeds: int = 1, sizes=None, optimizer: bool = True) -> str:
     """One line naming a training configuration, for the title of its figure.
 
     Args:
         config: a ``TrainConfig`` (or any object with its attributes).
         seeds: number of seeds drawn in the figure.
         sizes: the layer widths when ``config.sizes`` is None (the dataset's default net).
+        optimizer: append the optimizer and its settings (leave them out when the figure
+            compares several optimizers whose labels carry their settings).
 
     Returns:
         For example ``"digits, MLP [64, 32, 10] tanh, batch size 1, 10 epochs, 5 seeds; esso
@@ -59,8 +61,9 @@ def config_title(config, seeds: int = 1, sizes=None) -> str:
     kwargs = config.optimizer_kwargs()
     settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in kwargs.items() if v is not False)
-    return (f"{config.dataset}, {net}, batch size {config.batch_size}, {config.epochs} epochs, "
-            f"{seeds} seed{'s' if seeds != 1 else ''}; {config.optimizer} {settings}")
+    title = (f"{config.dataset}, {net}, batch size {config.batch_size}, {config.epochs} epochs, "
+             f"{seeds} seed{'s' if seeds != 1 else ''}")
+    return f"{title}; {config.optimizer} {settings}" if optimizer else title
 
 
 def _mean_curve(runs: list, key: str) -> tuple[list, list, list]:

@@ -110,3 +110,5 @@ def test_config_title_names_data_network_and_optimizer():
                                sizes=[2, 32, 3])
     assert title.startswith("spirals, MLP [2, 32, 3] tanh, batch size 1, 10 epochs, 5 seeds")
     assert "esso lr=1, damping=3, spectral=abs" in title
+    assert plots.config_title(TrainConfig(), sizes=[64, 32, 10], optimizer=False) == (
+        "digits, MLP [64, 32, 10] tanh, batch size 1, 10 epochs, 1 seed")
