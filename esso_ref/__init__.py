@@ -28,6 +28,7 @@ from .curvature import (
 )
 from .losses import LOSSES, Loss
 from .mlp import MLP, flatten
+from .validate import check_implementation
 from .verification import Report, verify
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "Spectrum",
     "__version__",
     "as_linear_operator",
+    "check_implementation",
     "eigenvalues",
     "flatten",
     "golden",

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from .curvature import as_linear_operator, hessian, hessian_factor, hvp
-from .curvature.lowrank import NotDescentWarning
+from .curvature.spectral import NotDescentWarning
 from .mlp import MLP
 from .problems import random_problem
 

@@ -31,39 +31,55 @@ def _one_hot(y, z):
     """e_y as rows of the dtype of ``z``: shape (B, n_L)."""
     xp = _xp(z)
     classes = xp.arange(z.shape[-1], device=array_api_compat.device(z))
-    return xp.astype(classes == y[:, None], z.dtype)
+    return xp.astype(classes == y[..., None], z.dtype)
 
 
-def _log_softmax_parts(z):
-    """Return (z - m, log s, p) with m the real row maximum, s = sum exp(z - m), p = softmax."""
+def _softmax_parts(z):
+    """(z - m, log s, p, p_bar): softmax parts without cancellation, eq. (5).
+
+    m is the real row maximum, e = exp(z - m) (e_m = 1 at the first maximum for real z),
+    s = sum e, log s = log e_m + log1p(sum of the other e / e_m), p = e / s, and
+    p_bar = 1 - p computed as the sum of the other classes' e over s.
+    """
     xp = _xp(z)
     re = xp.real(z) if xp.isdtype(z.dtype, "complex floating") else z
     shifted = z - xp.max(re, axis=-1, keepdims=True)
     e = xp.exp(shifted)
     s = xp.sum(e, axis=-1, keepdims=True)
-    return shifted, xp.log(s), e / s
+    first = _one_hot(xp.argmax(re, axis=-1), z)
+    e_m = xp.sum(e * first, axis=-1, keepdims=True)
+    rest = xp.sum(e * (1.0 - first), axis=-1, keepdims=True)
+    log_s = xp.sum(shifted * first, axis=-1, keepdims=True) + xp.log1p(rest / e_m)
+    others = 1.0 - xp.eye(z.shape[-1], dtype=z.dtype, device=array_api_compat.device(z))
+    return shifted, log_s, e / s, (e @ others) / s
 
 
 def _ce_value(z, y):
-    shifted, log_s, _ = _log_softmax_parts(z)
+    shifted, log_s, _, _ = _softmax_parts(z)
     return log_s[..., 0] - _xp(z).sum(shifted * _one_hot(y, z), axis=-1)
 
 
 def _ce_grad(z, y):
-    return _log_softmax_parts(z)[2] - _one_hot(y, z)
+    """delta_L = p - e_y, with the y entry -(1 - p_y) = -p_bar_y."""
+    _, _, p, p_bar = _softmax_parts(z)
+    onehot = _one_hot(y, z)
+    return p * (1.0 - onehot) - p_bar * onehot
 
 
 def _ce_hess(z, y):
+    """Lam = diag(p) - p p^T, with the diagonal p (1 - p) = p p_bar."""
     xp = _xp(z)
-    p = _log_softmax_parts(z)[2]
+    _, _, p, p_bar = _softmax_parts(z)
     eye = xp.eye(z.shape[-1], dtype=z.dtype, device=array_api_compat.device(z))
-    return p[:, :, None] * eye - p[:, :, None] * p[:, None, :]
+    return (p * p_bar)[:, :, None] * eye - p[:, :, None] * p[:, None, :] * (1.0 - eye)
 
 
 def _ce_hess_vec(z, y, zdot):
+    """Lam zdot = p * (zdot - p . zdot), as p_i sum_j p_j (zdot_i - zdot_j) (no cancellation)."""
     xp = _xp(z)
-    p = _log_softmax_parts(z)[2]
-    return p * zdot - p * xp.sum(p * zdot, axis=-1, keepdims=True)
+    p = _softmax_parts(z)[2]
+    diff = zdot[..., :, None] - zdot[..., None, :]
+    return p * xp.sum(p[..., None, :] * diff, axis=-1)
 
 
 def _mse_value(z, y):

@@ -19,6 +19,10 @@ Assertion helpers check a third party's functions against esso_ref's exact value
         problem = data.draw(networks())
         assert_hvp_matches(my_hvp, problem, data.draw(directions(problem)))
 
+Eigenvalues compare with the structured route's bound, 50 r eps |H|_2 (zeros counted)::
+
+    assert_eigenvalues_close(my_eigenvalues, er.eigenvalues(net, theta, X, y), B * net.rank_bound)
+
 Draws are tuned to be well conditioned: parameters come from ``net.init(seed)`` (PyTorch's
 default scale), inputs are standard normal, so losses, gradients and curvatures stay O(1).
 """
@@ -37,6 +41,8 @@ from .problems import random_problem
 
 __all__ = [
     "Problem",
+    "assert_eigenvalues_close",
+    "assert_eigenvalues_match",
     "assert_hessian_matches",
     "assert_hvp_matches",
     "assert_newton_matches",
@@ -156,3 +162,49 @@ def assert_newton_matches(fn, problem: Problem, damping: float = 1e-1, spectral=
     ref = newton_direction(net, theta, X, y, damping=damping, spectral=spectral)
     _fail(f"Newton direction (spectral={spectral!r}, damping={damping:g})",
           _relative_error(fn(net, theta, X, y, damping), ref), tol_eps, _eps(theta))
+
+
+def assert_eigenvalues_close(mu, mu_ref, r: int, norm_H: float | None = None,
+                             tol_eps: float = 50.0, eps: float | None = None) -> None:
+    """Assert max_i |mu_i - mu_ref_i| <= tol_eps r eps |H|_2, both spectra sorted.
+
+    The bound of the structured route (docs/verification.md): an eigenvalue of a rank-r factor
+    computed in floating point is within a small multiple of r eps |H|_2 of the exact one.
+
+    Args:
+        mu: the eigenvalues under test: all P of them (any order), or a
+            :class:`~esso_ref.Spectrum` (its ``num_zeros`` exact zeros are added).
+        mu_ref: the reference, as an array of all P values or a :class:`~esso_ref.Spectrum`
+            (e.g. ``er.eigenvalues(net, theta, X, y)``).
+        r: the rank of the factor, B R for a batch of B (``B * net.rank_bound``).
+        norm_H: |H|_2 (default: max|mu_ref|).
+        tol_eps: the multiple of r eps (50).
+        eps: machine epsilon (default: float64's).
+
+    Raises:
+        AssertionError: with the measured error, or when the counts differ (a missing or extra
+            eigenvalue, zeros included).
+    """
+    from .validate.measures import eigenvalue_error
+
+    eps = 2.0**-52 if eps is None else float(eps)  # float64's machine epsilon by default
+    try:
+        err = eigenvalue_error(mu, mu_ref, norm_H)
+    except ValueError as exc:
+        raise AssertionError(f"eigenvalues: {exc}") from None
+    _fail(f"eigenvalues (r = {r})", err, tol_eps * r, eps)
+
+
+def assert_eigenvalues_match(fn, problem: Problem, tol_eps: float = 50.0) -> None:
+    """Assert that ``fn(net, theta, X, y)`` (all P eigenvalues) equals esso_ref's spectrum.
+
+    The reference is ``er.eigenvalues`` (structured, eqs. (24)-(26)); the tolerance is
+    :func:`assert_eigenvalues_close`'s ``tol_eps`` r eps |H|_2 with r = B R.
+    """
+    from .backend import to_host
+    from .curvature import eigenvalues
+
+    net, theta, X, y = problem
+    B = 1 if X.ndim == 1 else int(X.shape[0])
+    assert_eigenvalues_close(to_host(fn(net, theta, X, y)), eigenvalues(net, theta, X, y),
+                             B * net.rank_bound, tol_eps=tol_eps, eps=_eps(theta))

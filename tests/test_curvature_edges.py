@@ -117,7 +117,7 @@ def test_unknown_names_list_valid_ones(problem):
         er.eigenvalues(net, theta, X, y, curvature="fisher")
     with pytest.raises(ValueError, match=r"expected method in .* got 'exact'"):
         er.eigenvalues(net, theta, X, y, method="exact")
-    with pytest.raises(ValueError, match=r"expected route in \['auto', 'gram', 'qr'\]"):
+    with pytest.raises(ValueError, match=r"expected route in \['auto', 'basis', 'gram', 'qr'\]"):
         er.hessian_factor(net, theta, X, y, route="svd")
 
 

@@ -24,7 +24,7 @@ def test_structured_spectrum_and_abs_direction_without_P_by_r_arrays():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert f.route == "gram"
+    assert f.route == "basis"
     # one P x r float64 array is 11 GB; the whole run stays below 5% of that
     assert peak < 0.05 * P * r * 8, f"peak {peak / 1e6:.0f} MB"
     assert spec.values.shape == (r,) and spec.num_zeros == P - r

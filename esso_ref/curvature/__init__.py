@@ -5,10 +5,9 @@ from .dense import hessian
 from .factor import CURVATURES, HessianFactor, hessian_factor
 from .hvp import hvp
 from .linalg import LinAlgError
-from .lowrank import NotDescentWarning, SingularCurvatureError
 from .operator import as_linear_operator
 from .per_sample import per_sample_directions, per_sample_eigenvalues
-from .spectral import SPECTRAL, Spectrum
+from .spectral import SPECTRAL, NotDescentWarning, SingularCurvatureError, Spectrum
 
 __all__ = [
     "CURVATURES",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import array_api_compat
 
 from .._checks import check_choice
+from ..threads import batch_system_size, limit_blas_for
 from . import linalg
 from .dense import dense_state
 from .factor import CURVATURES, HessianFactor
@@ -31,6 +32,7 @@ def _dense_matrix(state: State, curvature: str):
     return HessianFactor(state, "ggn").to_dense()
 
 
+@limit_blas_for(batch_system_size)
 def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "hessian"):
     """Exact eigenvalues of the batch-mean Hessian (or Gauss-Newton matrix).
 
@@ -80,6 +82,7 @@ def _layerwise_newton(state: State, lam: float, spectral, ggn: bool):
     return state.xp.concat(parts)
 
 
+@limit_blas_for(batch_system_size)
 def newton_direction(net, theta, X, y, damping: float = 1e-3,
                      spectral: str | Callable = "none", method: str = "structured",
                      curvature: str = "hessian"):

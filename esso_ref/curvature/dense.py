@@ -8,7 +8,7 @@ For small networks only: O(P^2) memory and O(P) passes.
 from __future__ import annotations
 
 from .hvp import hvp_state
-from .state import State, prepare
+from .state import State, prepare, sample_state
 
 __all__ = ["dense_state", "hessian"]
 
@@ -24,8 +24,12 @@ def dense_state(state: State, symmetric: bool = True):
     return 0.5 * (H + xp.matrix_transpose(H)) if symmetric else H
 
 
-def hessian(net, theta, X, y, symmetric: bool = True):
+def hessian(net, theta, X, y, symmetric: bool = True, per_sample: bool = False):
     """Dense Hessian of the batch-mean loss from P Hessian-vector products, eq. (12).
+
+    With ``per_sample``, every sample's own Hessian H_i (of its loss l_i) instead, from the
+    batch's forward pass: the dense reference of :func:`esso_ref.per_sample_eigenvalues` and
+    :func:`esso_ref.per_sample_directions`.
 
     Args:
         net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
@@ -33,11 +37,16 @@ def hessian(net, theta, X, y, symmetric: bool = True):
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
         symmetric: return (H + H^T) / 2 (default); False returns the raw HVP columns.
+        per_sample: return each sample's own Hessian, shape (B, P, P).
 
     Returns:
-        H, shape (P, P).
+        H, shape (P, P) (or (B, P, P) with ``per_sample``).
 
     Raises:
         ValueError, TypeError: for inputs of the wrong shape, dtype, namespace or values.
     """
-    return dense_state(prepare(net, theta, X, y), symmetric=symmetric)
+    state = prepare(net, theta, X, y)
+    if not per_sample:
+        return dense_state(state, symmetric=symmetric)
+    return state.xp.stack([dense_state(sample_state(state, i), symmetric=symmetric)
+                           for i in range(state.B)])

@@ -13,13 +13,16 @@ is g = A_B^T u with u_i = delta_L^i / B in the J_L slot, eq. (18).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from ..mlp import flatten
+from ..threads import blas_threads, threads_for
+from .core import Rows, apply_core, core
+from .exact import Coordinates, coordinates
 from .gram import gram
 from .hvp import tangents
 from .lowrank import LowRank
-from .spectral import Spectrum
+from .spectral import Spectrum, check_damping, check_spectral
 from .state import State, prepare
 
 __all__ = [
@@ -34,30 +37,6 @@ __all__ = [
 ]
 
 CURVATURES = ("hessian", "ggn")
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Row blocks of one sample's A: J[l] for l = 1..L, K[l] for l = 2..L (GGN: J[L] only)."""
-
-    J: dict
-    K: dict
-    r: int
-
-    @classmethod
-    def of(cls, sizes, ggn: bool = False) -> Rows:
-        """Row layout [J_1, ..., J_L, K_2, ..., K_L] for widths (n_0, ..., n_L)."""
-        L = len(sizes) - 1
-        if ggn:
-            return cls({L: slice(0, sizes[L])}, {}, sizes[L])
-        J, K, start = {}, {}, 0
-        for l in range(1, L + 1):
-            J[l] = slice(start, start + sizes[l])
-            start += sizes[l]
-        for l in range(2, L + 1):
-            K[l] = slice(start, start + sizes[l - 1])
-            start += sizes[l - 1]
-        return cls(J, K, start)
 
 
 def apply_A(state: State, rows: Rows, v):
@@ -105,40 +84,6 @@ def _outer(xp, sigma, a_prev, delta, t, per_sample: bool, bias: bool):
     return dW, (xp.sum(sigma, axis=-2) if bias else None)
 
 
-def core(state: State, rows: Rows):
-    """Each sample's C_i (B, r, r), eq. (16), without the 1/B of the batch mean."""
-    B = state.B
-    C = state.zeros((B, rows.r, rows.r))
-    L = state.L
-    C[:, rows.J[L], rows.J[L]] = state.Lam
-    for l in rows.K:
-        C[:, rows.J[l - 1], rows.J[l - 1]] = state.h[l - 1][:, :, None] * state.eye(
-            state.net.sizes[l - 1])
-        D = state.fwd.dphi[l - 1][:, :, None] * state.eye(state.net.sizes[l - 1])
-        C[:, rows.K[l], rows.J[l - 1]] = D
-        C[:, rows.J[l - 1], rows.K[l]] = D
-    return C
-
-
-def apply_core(state: State, rows: Rows, M):
-    """C_i M_i for every sample, M of shape (B, r, k), by the blocks of eq. (16): O(B r k).
-
-    Row blocks: J_L -> Lam M[J_L]; J_l -> h_l * M[J_l] + phi'(z_l) * M[K_{l+1}];
-    K_l -> phi'(z_{l-1}) * M[J_{l-1}]. No dense C is formed.
-    """
-    xp, L = state.xp, state.L
-    parts = []
-    for l in rows.J:
-        if l == L:
-            parts.append(state.Lam @ M[:, rows.J[L], :])
-            continue
-        part = state.h[l][:, :, None] * M[:, rows.J[l], :]
-        parts.append(part + state.fwd.dphi[l][:, :, None] * M[:, rows.K[l + 1], :])
-    for l in rows.K:
-        parts.append(state.fwd.dphi[l - 1][:, :, None] * M[:, rows.J[l - 1], :])
-    return xp.concat(parts, axis=1)
-
-
 class HessianFactor(LowRank):
     """H = A^T C A for a batch, exact and structured (eqs. (14)-(26), (34)-(37)).
 
@@ -156,11 +101,12 @@ class HessianFactor(LowRank):
         self.rows = Rows.of(state.net.sizes, ggn=curvature == "ggn")
         self.rank_bound = state.B * self.rows.r
         xp, B, r = state.xp, state.B, self.rows.r
+        self._coords = None
         u = state.zeros((B, r))
         u[:, self.rows.J[state.L]] = state.bwd.delta[state.L] / B
         super().__init__(
             self._dense_core,
-            gram(state, self.rows),
+            lambda: gram(state, self.rows),
             xp.reshape(u, (B * r,)),
             self._adjoint_flat,
             state.net.num_params,
@@ -168,6 +114,70 @@ class HessianFactor(LowRank):
             batch=B,
             apply_C=self._apply_C,
         )
+
+    @property
+    def route(self) -> str:
+        """The route of spectra and directions: ``"basis"``, ``"gram"`` or ``"qr"``.
+
+        ``"auto"`` (the default) is ``"basis"``, eqs. (38)-(42); see :data:`ROUTES`.
+        """
+        return "basis" if self._route in ("auto", "basis") else self._route
+
+    @property
+    def solve_route(self) -> str:
+        """The route of the plain damped direction: the same as :attr:`route`."""
+        return self.route
+
+    def coordinates(self) -> Coordinates:
+        """H = E S E^T and g = E b in the layer basis, eqs. (38)-(40) (built once)."""
+        if self._coords is None:
+            self._coords = coordinates(self.state, self.rows, self.state.B)
+        return self._coords
+
+    def eigh(self, vectors: bool = False) -> Spectrum:
+        """Exact eigenvalues of H and the count of exact zeros, eq. (40) (or (24)-(26)).
+
+        Args:
+            vectors: also return orthonormal eigenvectors (P x len(values)).
+
+        Returns:
+            A :class:`Spectrum`; eigenvalues computed as exactly 0.0 are counted in
+            ``num_zeros`` (without ``vectors``).
+        """
+        with blas_threads(threads_for(self.rank_bound)):
+            return self._eigh(vectors)
+
+    def _eigh(self, vectors: bool) -> Spectrum:
+        if self.route != "basis":
+            return super().eigh(vectors)
+        xp, co = self.xp, self.coordinates()
+        if vectors:
+            mu, V = co.eigh()
+            vecs = xp.matrix_transpose(co.expand(xp.matrix_transpose(V))[0, ...])
+            return Spectrum(mu[0, :], co.num_zeros, vecs)
+        mu = co.eigvalsh()[0, :]
+        nonzero = mu != 0
+        return Spectrum(mu[nonzero], co.num_zeros + int(xp.count_nonzero(~nonzero)))
+
+    def newton(self, damping: float, spectral: str | Callable = "none"):
+        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (41)-(42).
+
+        Args:
+            damping: lam > 0.
+            spectral: ``"none"``, ``"abs"``, ``"clip"`` or a callable (see
+                :func:`esso_ref.newton_direction`).
+
+        Returns:
+            d, shape (P,).
+
+        Raises:
+            SingularCurvatureError: f(H) + lam I singular to working precision.
+        """
+        with blas_threads(threads_for(self.rank_bound)):
+            if self.route != "basis":
+                return super().newton(damping, spectral)
+            lam, spectral = check_damping(damping), check_spectral(spectral)
+            return self.coordinates().newton(lam, spectral)[0, :]
 
     def _dense_core(self):
         """C_B = (1/B) blockdiag(C_i) as a dense (B r, B r) matrix, eqs. (16), (34)."""

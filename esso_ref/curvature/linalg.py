@@ -54,10 +54,10 @@ def solve(M, b):
     return _run("solve", xp.linalg.solve, M, b)
 
 
-def qr(M):
-    """Reduced QR factorisation (Q, R) of M."""
+def qr(M, mode: str = "reduced"):
+    """QR factorisation (Q, R) of M (stacked matrices allowed); ``mode`` as in the array API."""
     xp = array_api_compat.array_namespace(M)
-    return tuple(_run("qr", xp.linalg.qr, M))
+    return tuple(_run("qr", lambda x: xp.linalg.qr(x, mode=mode), M))
 
 
 def equilibrate(G):

@@ -17,8 +17,6 @@ Given the core C (n x n), the Gram matrix G = A A^T (n x n), the gradient's coor
 from __future__ import annotations
 
 import math
-import os
-import sys
 import warnings
 from collections.abc import Callable
 
@@ -26,33 +24,27 @@ import array_api_compat
 
 from .._checks import check_choice
 from . import linalg
-from .spectral import Spectrum, adjust, check_damping, check_spectral
+from .spectral import (
+    NotDescentWarning,
+    SingularCurvatureError,
+    Spectrum,
+    adjust,
+    check_damping,
+    check_direction,
+    check_spectral,
+    f_at_zero,
+    user_stacklevel,
+)
 
-__all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank", "NotDescentWarning", "SingularCurvatureError"]
+__all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank"]
 
-ROUTES = ("auto", "gram", "qr")
-"""``"gram"``: eqs. (24)-(25), O(n^3 + P n') time, no P x n array; accuracy degrades like
-eps cond(G) in weakly represented directions. ``"qr"``: eq. (26), A^T = Q_1 R_1 materialised,
-O(P n^2), backward stable. ``"auto"``: see `LowRank.route` and `LowRank.solve_route`."""
+ROUTES = ("auto", "basis", "gram", "qr")
+"""``"basis"``: the layer basis of eqs. (38)-(42), O(q^3 + P q), no P x n array, as accurate
+as a QR of A^T (the default, ``"auto"``). ``"gram"``: eqs. (24)-(25), O(n^3 + P n'), no P x n
+array; accuracy degrades like eps cond(G) in weakly represented directions. ``"qr"``: eq. (26),
+A^T = Q_1 R_1 materialised, O(P n^2), backward stable (a reference route)."""
 
 QR_MAX_ENTRIES = 2**24
-
-
-def user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside esso_ref."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-class SingularCurvatureError(ValueError):
-    """H + damping I is singular to working precision (damping equals minus an eigenvalue)."""
-
-
-class NotDescentWarning(RuntimeWarning):
-    """The damped Newton direction is not a descent direction (H + damping I indefinite)."""
 
 
 class LowRank:
@@ -60,7 +52,8 @@ class LowRank:
 
     Args:
         C: core, (n, n) symmetric, or a function building it (then only built when asked).
-        G: Gram matrix A A^T, (n, n) symmetric positive semi-definite.
+        G: Gram matrix A A^T, (n, n) symmetric positive semi-definite, or a function
+            building it (then only built when asked).
         u: gradient coordinates, (n,), with g = A^T u.
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
         num_params: P.
@@ -71,15 +64,22 @@ class LowRank:
 
     def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto",
                  batch: int = 1, apply_C: Callable | None = None):
-        self._C, self.G, self.u = C, G, u
+        self._C, self._G, self.u = C, G, u
         self.batch = batch
         self.apply_C = apply_C or (lambda M: self.C @ M)
         self.adjoint = adjoint
         self._route = check_choice("route", route, ROUTES)
         self._qr = None
         self.num_params = num_params
-        self.xp = array_api_compat.array_namespace(G)
+        self.xp = array_api_compat.array_namespace(u)
         self._root = None
+
+    @property
+    def G(self):
+        """The Gram matrix A A^T (n x n), built on first use when given as a function."""
+        if callable(self._G):
+            self._G = self._G()
+        return self._G
 
     @property
     def C(self):
@@ -91,12 +91,12 @@ class LowRank:
     @property
     def n(self) -> int:
         """Rows of A."""
-        return int(self.G.shape[0])
+        return int(self.u.shape[0])
 
     @property
     def tau(self) -> float:
         """Relative truncation tolerance of the Gram spectrum: n * eps."""
-        return self.n * float(self.xp.finfo(self.G.dtype).eps)
+        return self.n * float(self.xp.finfo(self.u.dtype).eps)
 
     def root(self):
         """(U_k, sqrt(s_k), d): kept eigenpairs of the equilibrated Gram matrix, eq. (24).
@@ -130,28 +130,17 @@ class LowRank:
     def route(self) -> str:
         """The basis for spectra and adjusted directions: ``"qr"`` or ``"gram"`` (`ROUTES`).
 
-        ``"auto"`` takes the Gram route for one sample (the stochastic case, where the
-        equilibrated Gram matrix is well conditioned) and the QR route for a mini-batch while
-        the P x n array A^T is affordable (P n <= `QR_MAX_ENTRIES`).
+        ``"auto"`` is the Gram route here (subclasses with a layer basis take ``"basis"``).
         """
-        if self._route != "auto":
-            return self._route
-        return "qr" if self.batch > 1 and self._qr_affordable else "gram"
+        return "gram" if self._route == "auto" else self._route
 
     @property
     def solve_route(self) -> str:
         """The route of the plain damped direction (spectral ``"none"``).
 
-        ``"auto"`` solves on the QR basis whenever it is affordable (a symmetric solve,
-        backward stable), else by the push-through of eq. (27).
+        ``"auto"`` is the push-through of eq. (27) here.
         """
-        if self._route != "auto":
-            return self._route
-        return "qr" if self._qr_affordable else "gram"
-
-    @property
-    def _qr_affordable(self) -> bool:
-        return self.n * self.num_params <= QR_MAX_ENTRIES
+        return self.route
 
     def qr_basis(self):
         """(Q_1, R_1) with A^T = Q_1 R_1 (reduced QR, Q_1 of shape (P, min(P, n))), eq. (26)."""
@@ -224,12 +213,19 @@ class LowRank:
             Q1, R1 = self.qr_basis()
             mu, Wv = self._qr_core(vectors=True)
             c = xp.matrix_transpose(Wv) @ (R1 @ self.u)
-            return -(Q1 @ (Wv @ (c / (adjust(spectral, mu) + lam))))
-        mu, Wv = self._eig_core(vectors=True)
-        U, sq, d = self.root()
-        c = xp.matrix_transpose(Wv) @ (sq * (xp.matrix_transpose(U) @ (d * self.u)))
-        c = c / (adjust(spectral, mu) + lam)
-        return -self.adjoint((((U / sq) @ (Wv @ c)) / d)[None, :])[0, :]
+        else:
+            mu, Wv = self._eig_core(vectors=True)
+            U, sq, d = self.root()
+            c = xp.matrix_transpose(Wv) @ (sq * (xp.matrix_transpose(U) @ (d * self.u)))
+        f = adjust(spectral, mu)
+        y = c / (f + lam)
+        check_direction(_sqrt(xp.vecdot(c, c)), _sqrt(xp.vecdot(y, y)),
+                        float(xp.linalg.vector_norm(f)), lam, int(mu.shape[0]),
+                        self.num_params - int(mu.shape[0]),
+                        float(xp.finfo(self.u.dtype).eps), f_at_zero(spectral, mu))
+        if self.route == "qr":
+            return -(Q1 @ (Wv @ y))
+        return -self.adjoint((((U / sq) @ (Wv @ y)) / d)[None, :])[0, :]
 
     def _push_through(self, lam: float):
         """Push-through d = -A^T (C G + lam I)^{-1} u, eq. (27), checked (singular, descent)."""
@@ -268,17 +264,9 @@ class LowRank:
 
     def _check_solution(self, g_norm: float, d_norm: float, g_dot_d: float, h: float,
                         lam: float) -> None:
-        """Raise when H + lam I is singular to working precision; warn when d is not descent.
-
-        With h >= |H + lam I| and |d| <= |g| / min|mu + lam|: if |g| <= 100 n eps h |d|,
-        then min|mu + lam| <= 100 n eps h, singular to working precision.
-        """
-        if d_norm > 0 and g_norm <= 100.0 * self.tau * h * d_norm:
-            raise SingularCurvatureError(
-                f"H + damping I is singular to working precision for damping = {lam:g} "
-                f"(|d| = {d_norm:.3e} for |g| = {g_norm:.3e}); use a different damping or a "
-                "spectral adjustment ('abs', 'clip')"
-            )
+        """The singular rule of :func:`check_direction`; warn when d is not descent."""
+        eps = float(self.xp.finfo(self.u.dtype).eps)
+        check_direction(g_norm, d_norm, h - lam, lam, self.n, self.num_params - self.n, eps)
         if g_dot_d >= 0 and g_norm > 0:
             mu_min = float(self.xp.min(self.eigh().values))
             warnings.warn(

@@ -10,6 +10,9 @@ The adjusted direction is d_f = -V diag(1 / (f(mu) + lam)) V^T g (eq. (28)). Bui
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +21,38 @@ import array_api_compat
 
 from .._checks import check_positive
 
-__all__ = ["SPECTRAL", "Spectrum", "adjust", "check_damping", "check_spectral"]
+__all__ = [
+    "SPECTRAL",
+    "NotDescentWarning",
+    "SingularCurvatureError",
+    "Spectrum",
+    "adjust",
+    "check_damping",
+    "check_direction",
+    "check_spectral",
+    "f_at_zero",
+    "user_stacklevel",
+]
+
+SINGULAR_FACTOR = 100.0
+"""c in the singular-to-working-precision rule c n eps, see :func:`check_direction`."""
+
+
+class SingularCurvatureError(ValueError):
+    """f(H) + damping I is singular to working precision (see :func:`check_direction`)."""
+
+
+class NotDescentWarning(RuntimeWarning):
+    """The damped Newton direction is not a descent direction (H + damping I indefinite)."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside esso_ref."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 SPECTRAL = ("none", "abs", "clip")
 
@@ -82,8 +116,63 @@ def adjust(spectral: str | Callable, mu):
         got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
         raise ValueError(f"expected spectral(mu) to return an array of shape "
                          f"{tuple(mu.shape)}, got {got}")
+    if not xp.isdtype(out.dtype, "real floating"):
+        raise ValueError(f"expected spectral(mu) to return real floating values, got dtype "
+                         f"{out.dtype}; return e.g. the absolute value of a complex result")
     if not bool(xp.all(xp.isfinite(out))):
         raise ValueError("expected spectral(mu) to return finite values, got non-finite ones")
     if bool(xp.any(out < 0)):
         raise ValueError(f"expected spectral(mu) >= 0, got minimum {float(xp.min(out))}")
     return out
+
+
+def f_at_zero(spectral, like) -> float:
+    """f(0): the adjusted value of H's exact zero eigenvalues (0 for the built-in choices)."""
+    if isinstance(spectral, str):
+        return 0.0
+    xp = array_api_compat.array_namespace(like)
+    zero = xp.zeros((1,), dtype=like.dtype, device=array_api_compat.device(like))
+    return float(adjust(spectral, zero)[0])
+
+
+def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: int,
+                    num_zeros: int, eps: float, f0: float = 0.0, adjusted: bool = False) -> None:
+    """The one singular-to-working-precision rule of every Newton route (docs/math.md §9).
+
+    With h = |f(H)|_F + lam (an upper bound of |f(H) + lam I|_2) and c = 100 n eps, f(H) +
+    lam I is singular to working precision, and :class:`SingularCurvatureError` is raised, when
+
+    1. H has exact zero eigenvalues (``num_zeros`` > 0, known from the shapes) and
+       |f(0) + lam| <= c h, or
+    2. the computed direction reveals an eigenvalue within c h of -lam: |g| <= c h |d|
+       (|d| <= |g| / min |f(mu) + lam|), or it is not finite.
+
+    Args:
+        g_norm: |g|.
+        d_norm: |d|.
+        scale: |f(H)|_F (|H|_F for spectral ``"none"``).
+        lam: the damping.
+        n: the size of the system that was solved.
+        num_zeros: exact zero eigenvalues of H outside the solved system.
+        eps: machine epsilon of the dtype.
+        f0: f(0) of the spectral adjustment.
+        adjusted: a spectral adjustment f is applied (names f(H) in the message).
+
+    Raises:
+        SingularCurvatureError: when the rule says singular.
+    """
+    h = scale + lam
+    c = SINGULAR_FACTOR * max(n, 1) * eps
+    reason = None
+    if not math.isfinite(d_norm):
+        reason = "the direction is not finite"
+    elif num_zeros > 0 and abs(f0 + lam) <= c * h:
+        reason = f"H has {num_zeros} exact zero eigenvalues and damping <= {c:.1e} |H|"
+    elif d_norm > 0 and g_norm <= c * h * d_norm:
+        reason = f"|d| = {d_norm:.3e} for |g| = {g_norm:.3e}"
+    if reason:
+        raise SingularCurvatureError(
+            f"{'f(H)' if adjusted else 'H'} + damping I is singular to working precision for "
+            f"damping = {lam:g} (|{'f(H)' if adjusted else 'H'}|_F = {scale:.3e}): {reason}; "
+            "use a larger damping" + ("" if adjusted else " or a spectral adjustment ('abs', "
+                                      "'clip')"))

@@ -14,7 +14,7 @@ from .. import passes
 from ..backend import device_of, namespace
 from ..mlp import MLP
 
-__all__ = ["State", "build_state", "prepare"]
+__all__ = ["State", "build_state", "prepare", "sample_state"]
 
 
 @dataclass
@@ -98,3 +98,19 @@ def prepare(net: MLP, theta, X, y) -> State:
         raise TypeError(f"expected net to be an esso_ref.MLP, got {type(net).__name__}")
     theta, X, y = net.check_inputs(theta, X, y)
     return build_state(net, theta, X, y)
+
+
+def sample_state(state: State, i: int) -> State:
+    """The :class:`State` of sample i alone, sharing the batch's forward and backward values.
+
+    Per-sample routes and their dense references then see the very same rounded forward
+    pass (a forward pass of one row can round differently from the same row in a batch).
+    """
+    def rows(values: list) -> list:
+        return [None if v is None else v[i:i + 1, ...] for v in values]
+
+    fwd = passes.Forward(rows(state.fwd.a), rows(state.fwd.z), rows(state.fwd.dphi),
+                         rows(state.fwd.d2phi))
+    bwd = passes.Backward(rows(state.bwd.delta), rows(state.bwd.g))
+    return State(state.net, state.xp, state.W, state.b, fwd, bwd, state.Lam[i:i + 1, ...],
+                 rows(state.h), state.y[i:i + 1, ...])

@@ -1,0 +1,165 @@
+r"""An orthonormal basis of range(A^T) built layer by layer, and A^T's coordinates in it.
+
+docs/math.md §9, eqs. (38)-(39). In layer m, every row of A touches the parameters
+[W_m | b_m] (an n_m x ñ_{m-1} block, ñ = n_{m-1} + 1 with biases) only through outer products
+
+    J rows:  t ã^T        (t = row of T_{l<-m}, ã = ã_{m-1} of the sample)
+    K_m rows: delta_m ē_j^T  (ē_j = e_j with a zero bias entry)
+
+For a group of s samples let Q_a (ñ x k_a) be an orthonormal basis of a space holding every
+ã^i, N its orthonormal complement in R^ñ, and Q_delta (n_m x k_delta) one holding every
+delta^i_m. Then, eq. (38),
+
+    E_m = [ I_{n_m} (x) Q_a ,  Q_delta (x) N ]
+
+has orthonormal columns and holds every row of A restricted to layer m, and eq. (39) gives the
+coordinates Y of A^T = E Y (E = blockdiag_m E_m) in closed form:
+
+    J row of sample i:     t (x) (Q_a^T ã^i)                  (top part of layer m)
+    K_m row j of sample i: delta^i (x) Q_a[j, :]  and  (Q_delta^T delta^i) (x) N[j, :].
+
+With k_a = min(s, ñ) and k_delta = min(s, n_m) taken from complete Householder QR
+factorisations, no rank decision is made. One sample (s = 1) gives q = r coordinates with
+biases (q = r - (L - 1) without), a mini-batch gives q_B = B r - (L - 1) B (B - 1) (exactly the
+rank deficiency of its Gram matrix): A^T is represented by a q x (s r) matrix Y with
+Y^T Y = G, computed without squaring anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+
+from ..mlp import flatten
+from . import linalg
+from .gram import transfer
+from .state import State
+
+__all__ = ["Basis", "LayerBasis", "build_basis"]
+
+
+@dataclass
+class LayerBasis:
+    """E_m of eq. (38) for every group: Q_a (G, ñ, k_a), N (G, ñ, ñ - k_a), Q_delta or None."""
+
+    Q_a: Any
+    N: Any
+    Q_delta: Any
+
+    @property
+    def top(self) -> int:
+        """Coordinates of the I (x) Q_a part per output unit: k_a."""
+        return int(self.Q_a.shape[-1])
+
+    def size(self, n_m: int) -> int:
+        """Columns of E_m: n_m k_a (+ k_delta (ñ - k_a) when the layer has K rows)."""
+        bottom = 0 if self.Q_delta is None else self.Q_delta.shape[-1] * self.N.shape[-1]
+        return n_m * self.top + int(bottom)
+
+
+@dataclass
+class Basis:
+    """E = blockdiag_m E_m for G groups of s samples, and A^T's coordinates Yt = Y^T.
+
+    Attributes:
+        layers: [None, E_1, ..., E_L].
+        Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (39).
+        groups: G.
+        size: q.
+    """
+
+    state: State
+    layers: list
+    Yt: Any
+    groups: int
+
+    @property
+    def size(self) -> int:
+        """q: the number of basis vectors."""
+        return int(self.Yt.shape[-1])
+
+    def expand(self, y):
+        """E y for coordinates y of shape (G, k, q); returns (G, k, P), eq. (38)."""
+        xp, sizes, out, start = self.state.xp, self.state.net.sizes, [], 0
+        for m in range(1, self.state.L + 1):
+            E = self.layers[m]
+            n_m, n_prev, k_a = sizes[m], sizes[m - 1], E.top
+            top = xp.reshape(y[..., start:start + n_m * k_a], (*y.shape[:2], n_m, k_a))
+            X = top @ xp.matrix_transpose(E.Q_a)[:, None, :, :]
+            start += n_m * k_a
+            if E.Q_delta is not None:
+                k_d, k_n = E.Q_delta.shape[-1], E.N.shape[-1]
+                bot = xp.reshape(y[..., start:start + k_d * k_n], (*y.shape[:2], k_d, k_n))
+                X = X + E.Q_delta[:, None, :, :] @ bot @ xp.matrix_transpose(E.N)[:, None, :, :]
+                start += k_d * k_n
+            b = X[..., n_prev] if self.state.net.bias else None
+            out.append((X[..., :n_prev], b))
+        return flatten(out)
+
+
+def _complete_basis(M, k: int):
+    """(first k, remaining) columns of the complete Householder QR of M (G, n, s)."""
+    Q = linalg.qr(M, mode="complete")[0]
+    return Q[..., :k], Q[..., k:]
+
+
+def _layer_basis(state: State, m: int, s: int, with_k: bool) -> LayerBasis:
+    """E_m of eq. (38) for groups of s consecutive samples."""
+    xp, B = state.xp, state.B
+    a_t = state.a_tilde(m - 1)
+    n_t = a_t.shape[1]
+    A_g = xp.matrix_transpose(xp.reshape(a_t, (B // s, s, n_t)))
+    Q_a, N = _complete_basis(A_g, min(s, n_t))
+    Q_delta = None
+    if with_k:
+        D_g = xp.matrix_transpose(xp.reshape(state.bwd.delta[m], (B // s, s, -1)))
+        Q_delta = linalg.qr(D_g)[0]
+    return LayerBasis(Q_a, N, Q_delta)
+
+
+def _repeat(x, s: int):
+    """Repeat a per-group array (G, ...) for each of its s samples: (G s, ...)."""
+    if s == 1:
+        return x
+    xp = array_api_compat.array_namespace(x)
+    return xp.reshape(xp.broadcast_to(x[:, None, ...], (x.shape[0], s, *x.shape[1:])),
+                      (x.shape[0] * s, *x.shape[1:]))
+
+
+def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int):
+    """The coordinate columns of layer m for every sample: (B, r, size of E_m), eq. (39)."""
+    xp, B, sizes = state.xp, state.B, state.net.sizes
+    n_m, n_prev, k_a = sizes[m], sizes[m - 1], E.top
+    Q_a = _repeat(E.Q_a, s)
+    c = (state.a_tilde(m - 1)[:, None, :] @ Q_a)[:, 0, :]
+    top = state.zeros((B, rows.r, n_m, k_a))
+    J_after = [l for l in rows.J if l >= m]
+    if J_after:
+        T, first = transfer(state, m, rows.J)
+        span = slice(rows.J[first].start, rows.J[max(rows.J)].stop)
+        top[:, span, :, :] = T[:, :, :, None] * c[:, None, None, :]
+    if E.Q_delta is None:
+        return [xp.reshape(top, (B, rows.r, n_m * k_a))]
+    delta = state.bwd.delta[m]
+    top[:, rows.K[m], :, :] = Q_a[:, :n_prev, None, :] * delta[:, None, :, None]
+    Q_d, N = _repeat(E.Q_delta, s), _repeat(E.N, s)
+    e = (delta[:, None, :] @ Q_d)[:, 0, :]
+    k_d, k_n = e.shape[1], N.shape[-1]
+    bottom = state.zeros((B, rows.r, k_d, k_n))
+    bottom[:, rows.K[m], :, :] = e[:, None, :, None] * N[:, :n_prev, None, :]
+    cols = [xp.reshape(top, (B, rows.r, n_m * k_a)), xp.reshape(bottom, (B, rows.r, k_d * k_n))]
+    return cols
+
+
+def build_basis(state: State, rows, s: int) -> Basis:
+    """E and Yt of eqs. (38)-(39) for groups of s consecutive samples (s = B or s = 1)."""
+    xp, B = state.xp, state.B
+    layers, cols = [None], []
+    for m in range(1, state.L + 1):
+        E = _layer_basis(state, m, s, with_k=m in rows.K)
+        layers.append(E)
+        cols += _layer_columns(state, rows, m, E, s)
+    Yt = xp.concat(cols, axis=-1)
+    return Basis(state, layers, xp.reshape(Yt, (B // s, s * rows.r, Yt.shape[-1])), B // s)
