@@ -173,8 +173,8 @@ def assert_eigenvalues_close(mu, mu_ref, r: int, norm_H: float | None = None,
 
     Args:
         mu: the eigenvalues under test: all P of them (any order), or a
-            :class:`~esso_ref.Spectrum` (its ``num_zeros`` exact zeros are added).
-        mu_ref: the reference, as an array of all P values or a :class:`~esso_ref.Spectrum`
+            `Spectrum` (its ``num_zeros`` exact zeros are added).
+        mu_ref: the reference, as an array of all P values or a `Spectrum`
             (e.g. ``er.eigenvalues(net, theta, X, y)``).
         r: the rank of the factor, B R for a batch of B (``B * net.rank_bound``).
         norm_H: |H|_2 (default: max|mu_ref|).
@@ -199,7 +199,7 @@ def assert_eigenvalues_match(fn, problem: Problem, tol_eps: float = 50.0) -> Non
     """Assert that ``fn(net, theta, X, y)`` (all P eigenvalues) equals esso_ref's spectrum.
 
     The reference is ``er.eigenvalues`` (structured, eqs. (24)-(26)); the tolerance is
-    :func:`assert_eigenvalues_close`'s ``tol_eps`` r eps |H|_2 with r = B R.
+    `assert_eigenvalues_close`'s ``tol_eps`` r eps |H|_2 with r = B R.
     """
     from .backend import to_host
     from .curvature import eigenvalues

@@ -13,7 +13,8 @@ pytest.importorskip("mkdocstrings_handlers.python")
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[1]
-API_PAGES = ["esso_ref", "curvature", "verification", "testing", "golden", "optim"]
+API_PAGES = ["esso_ref", "curvature", "verification", "validate", "interop", "testing", "golden",
+             "optim"]
 
 
 def _build(config: Path, site: Path) -> subprocess.CompletedProcess:

@@ -119,13 +119,13 @@ class HessianFactor(LowRank):
     def route(self) -> str:
         """The route of spectra and directions: ``"basis"``, ``"gram"`` or ``"qr"``.
 
-        ``"auto"`` (the default) is ``"basis"``, eqs. (38)-(42); see :data:`ROUTES`.
+        ``"auto"`` (the default) is ``"basis"``, eqs. (38)-(42); see `ROUTES`.
         """
         return "basis" if self._route in ("auto", "basis") else self._route
 
     @property
     def solve_route(self) -> str:
-        """The route of the plain damped direction: the same as :attr:`route`."""
+        """The route of the plain damped direction: the same as `route`."""
         return self.route
 
     def coordinates(self) -> Coordinates:
@@ -141,7 +141,7 @@ class HessianFactor(LowRank):
             vectors: also return orthonormal eigenvectors (P x len(values)).
 
         Returns:
-            A :class:`Spectrum`; eigenvalues computed as exactly 0.0 are counted in
+            A `Spectrum`; eigenvalues computed as exactly 0.0 are counted in
             ``num_zeros`` (without ``vectors``).
         """
         with blas_threads(threads_for(self.rank_bound)):
@@ -165,7 +165,7 @@ class HessianFactor(LowRank):
         Args:
             damping: lam > 0.
             spectral: ``"none"``, ``"abs"``, ``"clip"`` or a callable (see
-                :func:`esso_ref.newton_direction`).
+                `esso_ref.newton_direction`).
 
         Returns:
             d, shape (P,).

@@ -264,7 +264,7 @@ class LowRank:
 
     def _check_solution(self, g_norm: float, d_norm: float, g_dot_d: float, h: float,
                         lam: float) -> None:
-        """The singular rule of :func:`check_direction`; warn when d is not descent."""
+        """The singular rule of `check_direction`; warn when d is not descent."""
         eps = float(self.xp.finfo(self.u.dtype).eps)
         check_direction(g_norm, d_norm, h - lam, lam, self.n, self.num_params - self.n, eps)
         if g_dot_d >= 0 and g_norm > 0:

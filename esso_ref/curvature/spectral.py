@@ -35,11 +35,11 @@ __all__ = [
 ]
 
 SINGULAR_FACTOR = 100.0
-"""c in the singular-to-working-precision rule c n eps, see :func:`check_direction`."""
+"""c in the singular-to-working-precision rule c n eps, see `check_direction`."""
 
 
 class SingularCurvatureError(ValueError):
-    """f(H) + damping I is singular to working precision (see :func:`check_direction`)."""
+    """f(H) + damping I is singular to working precision (see `check_direction`)."""
 
 
 class NotDescentWarning(RuntimeWarning):
@@ -140,7 +140,7 @@ def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: i
     """The one singular-to-working-precision rule of every Newton route (docs/math.md §9).
 
     With h = |f(H)|_F + lam (an upper bound of |f(H) + lam I|_2) and c = 100 n eps, f(H) +
-    lam I is singular to working precision, and :class:`SingularCurvatureError` is raised, when
+    lam I is singular to working precision, and `SingularCurvatureError` is raised, when
 
     1. H has exact zero eigenvalues (``num_zeros`` > 0, known from the shapes) and
        |f(0) + lam| <= c h, or
