@@ -3,7 +3,7 @@
 Equations: the damped, spectrally adjusted Newton direction (28) on single samples, the
 absolute Hessian |H| making every step a descent direction (29). Settings are those tuned in
 docs/experiments.md (damping 3 for ESSO, lr 0.1 for SGD, 20 epochs of single-sample steps;
-about 15 s on two cores). Ends with asserts.
+about 30 s on two cores). Ends with asserts.
 """
 
 import time
