@@ -232,7 +232,9 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 def get_activation(name: str | Activation) -> Activation:
-    """Return the activation called ``name`` with its derivatives, eq. (2) (an Activation passes).
+    """Return the activation called ``name`` with its derivatives, eq. (2).
+
+    An [`Activation`][esso_ref.activations.Activation] passes through unchanged.
 
     Raises:
         ValueError: for an unknown name; the message lists the valid ones.

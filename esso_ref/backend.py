@@ -1,6 +1,6 @@
 """Array backends: which namespace an array lives in, and moving arrays between them.
 
-Library code never imports an array library for data; it asks :func:`namespace` for the
+Library code never imports an array library for data; it asks `namespace` for the
 namespace of its inputs (Python array API standard, bridged by ``array_api_compat``).
 NumPy is the default host backend; CuPy is imported lazily, only when asked for.
 """

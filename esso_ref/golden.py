@@ -1,12 +1,13 @@
 """Golden cases: versioned reference values for validating other curvature implementations.
 
-``esso-ref export-cases DIR`` (or :func:`export`) writes ``DIR/manifest.json`` and one ``.npz``
-per case. Each case holds its inputs (network spec, theta, X, y, a direction v, dampings) and
-esso_ref's outputs: loss, gradient, H v, the dense Hessian (P <= 2000), the structured
-eigenvalues and zero count, every layer block's eigenvalues, and Newton directions for each
-method x curvature x spectral x damping. :func:`load` reads them back (checking the schema
-version and every file's SHA-256), and :func:`compare` checks another implementation's
-outputs against a case, returning the same :class:`~esso_ref.verify.Report` as ``er.verify``.
+``esso-ref export-cases DIR`` (or [`export`][esso_ref.golden.export]) writes
+``DIR/manifest.json`` and one ``.npz`` per case. Each case holds its inputs (network spec,
+theta, X, y, a direction v, dampings) and esso_ref's outputs: loss, gradient, H v, the dense
+Hessian (P <= 2000), the structured eigenvalues and zero count, every layer block's
+eigenvalues, and Newton directions for each method x curvature x spectral x damping.
+[`load`][esso_ref.golden.load] reads them back (checking the schema version and every file's
+SHA-256), and [`compare`][esso_ref.golden.compare] checks another implementation's outputs
+against a case, returning the same [`Report`][esso_ref.verification.Report] as ``er.verify``.
 
 The files are byte-for-byte deterministic: fixed case list, seeds, key order and zip
 timestamps.
@@ -58,7 +59,7 @@ class GoldenCase:
 
     Attributes:
         name: case name (also the file stem).
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta, X, y, v: inputs (NumPy, float64; y int64 labels or float64 targets).
         dampings: the dampings of the Newton references.
         reference: quantity name -> reference array.
@@ -260,14 +261,14 @@ def compare(case: GoldenCase, candidate: dict) -> Report:
     """Check another implementation's outputs against a golden case.
 
     Args:
-        case: a case from :func:`load`.
+        case: a case from [`load`][esso_ref.golden.load].
         candidate: quantity name -> array (NumPy or any array with ``__array__``). Names are
             the reference keys: ``loss``, ``gradient``, ``hvp``, ``hessian``, ``eigenvalues``
             (the non-zero ones or all P), ``layer{l}_eigenvalues``, and ``newton__{method}__
             {curvature}__{spectral}__{damping}``. Only the given quantities are checked.
 
     Returns:
-        A :class:`Report` with one row per quantity.
+        A [`Report`][esso_ref.verification.Report] with one row per quantity.
 
     Raises:
         KeyError: for a name that the case has no reference for (the message lists them).

@@ -129,7 +129,7 @@ LOSSES: dict[str, Loss] = {
 
 
 def get_loss(name: str | Loss) -> Loss:
-    """Return the loss called ``name`` (a :class:`Loss` passes through).
+    """Return the loss called ``name`` (a [`Loss`][esso_ref.losses.Loss] passes through).
 
     Raises:
         ValueError: for an unknown name; the message lists the valid ones.

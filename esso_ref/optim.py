@@ -4,11 +4,12 @@ r"""Optimizers with one functional interface (optax-like).
 baselines also expose ``opt.update(grad, state, theta) -> (delta, state)`` so that identical
 gradient sequences can be compared with ``torch.optim``.
 
-- :class:`ESSO`: exact stochastic second order, theta <- theta + lr d with d the exact damped,
-  spectrally adjusted Newton direction of the batch (eqs. (27)-(28), (33), (36), (37)).
-- :class:`SGD`: theta <- theta - lr (g + wd theta), heavy-ball / Nesterov momentum exactly as
-  ``torch.optim.SGD`` (first step: buf = g).
-- :class:`Adam`: m <- b1 m + (1-b1) g, v <- b2 v + (1-b2) g^2,
+- [`ESSO`][esso_ref.optim.ESSO]: exact stochastic second order, theta <- theta + lr d with d
+  the exact damped, spectrally adjusted Newton direction of the batch (eqs. (27)-(28), (33),
+  (36), (37)).
+- [`SGD`][esso_ref.optim.SGD]: theta <- theta - lr (g + wd theta), heavy-ball / Nesterov
+  momentum exactly as ``torch.optim.SGD`` (first step: buf = g).
+- [`Adam`][esso_ref.optim.Adam]: m <- b1 m + (1-b1) g, v <- b2 v + (1-b2) g^2,
   theta <- theta - lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps), as ``torch.optim.Adam``.
 """
 

@@ -87,7 +87,7 @@ def mlp_specs(draw, max_layers: int = 4, max_width: int = 8, activations=None, l
 @st.composite
 def networks(draw, max_batch: int = 5, dtype: str = "float64", xp=None, device=None,
              **spec_kw) -> Problem:
-    """(net, theta, X, y) with a network from :func:`mlp_specs` and a batch of 1..max_batch."""
+    """(net, theta, X, y): a network drawn by `mlp_specs` and a batch of 1..max_batch."""
     net = draw(mlp_specs(**spec_kw))
     batch = draw(st.integers(1, max_batch))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -125,7 +125,7 @@ def assert_hvp_matches(fn, problem: Problem, v, tol_eps: float = 4500.0) -> None
 
     Args:
         fn: the implementation under test.
-        problem: (net, theta, X, y), e.g. drawn from :func:`networks`.
+        problem: (net, theta, X, y), e.g. drawn from [`networks`][esso_ref.testing.networks].
         v: direction, shape (P,).
         tol_eps: tolerance on the max-norm relative error, in units of eps (4500 eps ~ 1e-12).
 
@@ -173,8 +173,8 @@ def assert_eigenvalues_close(mu, mu_ref, r: int, norm_H: float | None = None,
 
     Args:
         mu: the eigenvalues under test: all P of them (any order), or a
-            :class:`~esso_ref.Spectrum` (its ``num_zeros`` exact zeros are added).
-        mu_ref: the reference, as an array of all P values or a :class:`~esso_ref.Spectrum`
+            `Spectrum` (its ``num_zeros`` exact zeros are added).
+        mu_ref: the reference, as an array of all P values or a `Spectrum`
             (e.g. ``er.eigenvalues(net, theta, X, y)``).
         r: the rank of the factor, B R for a batch of B (``B * net.rank_bound``).
         norm_H: |H|_2 (default: max|mu_ref|).
@@ -199,7 +199,7 @@ def assert_eigenvalues_match(fn, problem: Problem, tol_eps: float = 50.0) -> Non
     """Assert that ``fn(net, theta, X, y)`` (all P eigenvalues) equals esso_ref's spectrum.
 
     The reference is ``er.eigenvalues`` (structured, eqs. (24)-(26)); the tolerance is
-    :func:`assert_eigenvalues_close`'s ``tol_eps`` r eps |H|_2 with r = B R.
+    `assert_eigenvalues_close`'s ``tol_eps`` r eps |H|_2 with r = B R.
     """
     from .backend import to_host
     from .curvature import eigenvalues

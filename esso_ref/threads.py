@@ -3,7 +3,7 @@
 The r x r factorisations of the exact routes are small: on a busy machine several BLAS threads
 fighting over a 100 x 100 solve cost more than they gain (docs/performance.md). Like
 scikit-learn, esso_ref therefore limits the BLAS thread count per call with threadpoolctl:
-problems whose system size q (about B r) is below :data:`SMALL_PROBLEM` run on one BLAS thread,
+problems whose system size q (about B r) is below `SMALL_PROBLEM` run on one BLAS thread,
 larger ones keep the process's setting. The previous setting is restored on exit. CuPy arrays are
 unaffected (no host BLAS work).
 
@@ -60,7 +60,7 @@ def blas_threads(n: int | None) -> Iterator[None]:
 
 
 def threads_for(size: int) -> int | None:
-    """1 for systems of size below :data:`SMALL_PROBLEM`, else None (the process default)."""
+    """1 for systems of size below `SMALL_PROBLEM`, else None (the process default)."""
     return 1 if size < SMALL_PROBLEM else None
 
 

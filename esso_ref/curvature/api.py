@@ -48,7 +48,7 @@ def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "
     Implements eqs. (24)-(26) (structured), (12) (dense) and (32) (layerwise).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
@@ -56,9 +56,10 @@ def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "
         curvature: ``"hessian"`` or ``"ggn"``.
 
     Returns:
-        structured / dense: a :class:`Spectrum` (``values`` ascending, ``num_zeros`` exact
-        zeros not listed; dense lists all P values and has ``num_zeros = 0``);
-        layerwise: a list with one :class:`Spectrum` per layer block.
+        structured / dense: a [`Spectrum`][esso_ref.curvature.Spectrum] (``values``
+        ascending, ``num_zeros`` exact zeros not listed; dense lists all P values and has
+        ``num_zeros = 0``);
+        layerwise: a list with one [`Spectrum`][esso_ref.curvature.Spectrum] per layer block.
 
     Raises:
         ValueError, TypeError: for bad inputs or unknown method / curvature names.
@@ -114,7 +115,7 @@ def newton_direction(net, theta, X, y, damping: float = 1e-3,
     eq. (33) (layer blocks) and eq. (37) (Gauss-Newton).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
@@ -129,8 +130,9 @@ def newton_direction(net, theta, X, y, damping: float = 1e-3,
 
     Raises:
         ValueError: damping <= 0 or non-finite; unknown names; a callable spectral returning
-            negative or non-finite values; :class:`SingularCurvatureError` when spectral is
-            ``"none"`` and H + damping I is singular.
+            negative or non-finite values;
+            [`SingularCurvatureError`][esso_ref.curvature.SingularCurvatureError] when
+            spectral is ``"none"`` and H + damping I is singular.
 
     Warns:
         NotDescentWarning: spectral ``"none"`` and d is not a descent direction; the message

@@ -32,11 +32,11 @@ def hessian(net, theta, X, y, symmetric: bool = True, per_sample: bool = False):
     """Dense Hessian of the batch-mean loss from P Hessian-vector products, eq. (12).
 
     With ``per_sample``, every sample's own Hessian H_i (of its loss l_i) instead, from the
-    batch's forward pass: the dense reference of :func:`esso_ref.per_sample_eigenvalues` and
-    :func:`esso_ref.per_sample_directions`.
+    batch's forward pass: the dense reference of `esso_ref.per_sample_eigenvalues` and
+    `esso_ref.per_sample_directions`.
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).

@@ -120,13 +120,13 @@ class HessianFactor(LowRank):
     def route(self) -> str:
         """The route of spectra and directions: ``"basis"``, ``"gram"`` or ``"qr"``.
 
-        ``"auto"`` (the default) is ``"basis"``, eqs. (40)-(44); see :data:`ROUTES`.
+        ``"auto"`` (the default) is ``"basis"``, eqs. (40)-(44); see `ROUTES`.
         """
         return "basis" if self._route in ("auto", "basis") else self._route
 
     @property
     def solve_route(self) -> str:
-        """The route of the plain damped direction: the same as :attr:`route`."""
+        """The route of the plain damped direction: the same as `route`."""
         return self.route
 
     def coordinates(self) -> Coordinates:
@@ -142,7 +142,7 @@ class HessianFactor(LowRank):
             vectors: also return orthonormal eigenvectors (P x len(values)).
 
         Returns:
-            A :class:`Spectrum`; eigenvalues computed as exactly 0.0 are counted in
+            A `Spectrum`; eigenvalues computed as exactly 0.0 are counted in
             ``num_zeros`` (without ``vectors``).
         """
         with blas_threads(threads_for(self.rank_bound)):
@@ -166,7 +166,7 @@ class HessianFactor(LowRank):
         Args:
             damping: lam > 0.
             spectral: ``"none"``, ``"abs"``, ``"clip"`` or a callable (see
-                :func:`esso_ref.newton_direction`).
+                `esso_ref.newton_direction`).
 
         Returns:
             d, shape (P,).
@@ -256,7 +256,7 @@ def hessian_factor(net, theta, X, y, curvature: str = "hessian",
     """The exact factorisation H = A^T C A of the batch-mean Hessian, eqs. (14)-(26).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
@@ -265,8 +265,9 @@ def hessian_factor(net, theta, X, y, curvature: str = "hessian",
             ``"gram"`` (eqs. (24)-(25), no P x n array) or ``"qr"`` (eq. (26), backward stable).
 
     Returns:
-        The :class:`HessianFactor`: ``rank_bound``, ``gram()``, ``core()``, ``matvec(v)``,
-        ``to_dense()``, ``eigh()``, ``newton(damping, spectral)``.
+        The [`HessianFactor`][esso_ref.curvature.HessianFactor], with ``rank_bound``,
+        ``gram()``, ``core()``, ``matvec(v)``, ``to_dense()``, ``eigh()``,
+        ``newton(damping, spectral)``.
 
     Raises:
         ValueError, TypeError: for bad inputs or an unknown curvature name.

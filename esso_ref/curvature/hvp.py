@@ -70,7 +70,7 @@ def hvp(net, theta, X, y, v):
     Costs about two gradient evaluations; no P x P object is formed.
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).

@@ -2,7 +2,8 @@
 
 CuPy's solvers return NaN instead of raising unless ``cupyx.errstate(linalg="raise")`` is
 set, and NumPy raises its own ``LinAlgError``; these wrappers turn both into
-:class:`LinAlgError` with a message saying which operation failed on what.
+[`LinAlgError`][esso_ref.curvature.LinAlgError] with a message saying which operation failed
+on what.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class LowRank:
         u: gradient coordinates, (n,), with g = A^T u.
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
         num_params: P.
-        route: basis of range(A^T) for spectra and adjusted directions, see :data:`ROUTES`.
+        route: basis of range(A^T) for spectra and adjusted directions, see `ROUTES`.
         batch: number of samples B stacked in A (guides ``route="auto"``).
         apply_C: M -> C M for M of shape (n, k), exploiting C's structure (default: C @ M).
     """
@@ -128,7 +128,7 @@ class LowRank:
 
     @property
     def route(self) -> str:
-        """The basis for spectra and adjusted directions: ``"qr"`` or ``"gram"`` (:data:`ROUTES`).
+        """The basis for spectra and adjusted directions: ``"qr"`` or ``"gram"`` (`ROUTES`).
 
         ``"auto"`` is the Gram route here (subclasses with a layer basis take ``"basis"``).
         """
@@ -264,7 +264,7 @@ class LowRank:
 
     def _check_solution(self, g_norm: float, d_norm: float, g_dot_d: float, h: float,
                         lam: float) -> None:
-        """The singular rule of :func:`check_direction`; warn when d is not descent."""
+        """The singular rule of `check_direction`; warn when d is not descent."""
         eps = float(self.xp.finfo(self.u.dtype).eps)
         check_direction(g_norm, d_norm, h - lam, lam, self.n, self.num_params - self.n, eps)
         if g_dot_d >= 0 and g_norm > 0:

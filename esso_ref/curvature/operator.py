@@ -31,7 +31,7 @@ def as_linear_operator(net, theta, X, y, curvature: str = "hessian", damping: fl
     SciPy's solvers need arrays they can index and reshape freely.
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).

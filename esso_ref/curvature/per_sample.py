@@ -28,7 +28,7 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     """Each sample's exact damped Newton direction, all in one stacked call, eqs. (36), (42)-(44).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0).
         y: labels (cross_entropy) or targets (mse).
@@ -60,7 +60,7 @@ def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     """Every sample's exact spectrum in one stacked call, eqs. (36), (42).
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0).
         y: labels (cross_entropy) or targets (mse).

@@ -39,7 +39,7 @@ SINGULAR_FACTOR = 1.0
 
 
 class SingularCurvatureError(ValueError):
-    """f(H) + damping I is singular to working precision (see :func:`check_direction`)."""
+    """f(H) + damping I is singular to working precision (see `check_direction`)."""
 
 
 class NotDescentWarning(RuntimeWarning):
@@ -90,7 +90,7 @@ def check_damping(damping) -> float:
 
 
 def check_spectral(spectral) -> str | Callable:
-    """Validate a spectral choice: one of :data:`SPECTRAL` or a callable."""
+    """Validate a spectral choice: one of ``SPECTRAL`` or a callable."""
     if callable(spectral):
         return spectral
     if isinstance(spectral, str) and spectral in SPECTRAL:
@@ -140,7 +140,7 @@ def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: i
     """The one singular-to-working-precision rule of every Newton route, eqs. (43)-(44).
 
     With h = |f(H)|_F + lam (an upper bound of |f(H) + lam I|_2) and c = n eps, f(H) +
-    lam I is singular to working precision, and :class:`SingularCurvatureError` is raised, when
+    lam I is singular to working precision, and `SingularCurvatureError` is raised, when
 
     1. H has exact zero eigenvalues (``num_zeros`` > 0, known from the shapes) and
        |f(0) + lam| <= c h, or

@@ -1,9 +1,9 @@
 """Adapters between esso_ref and PyTorch / JAX models (the frameworks are imported lazily).
 
-- :func:`from_torch` / :func:`to_torch`: ``nn.Sequential`` of Linear and activation modules.
-- :func:`from_jax` / :func:`to_jax`: a list of ``{"W", "b"}`` dicts or a Flax Dense tree.
-- :func:`torch_callable`, :func:`flat_loss`, :func:`criterion`: plug a torch.func
-  implementation into :func:`esso_ref.check_implementation`.
+- `from_torch` / `to_torch`: ``nn.Sequential`` of Linear and activation modules.
+- `from_jax` / `to_jax`: a list of ``{"W", "b"}`` dicts or a Flax Dense tree.
+- `torch_callable`, `flat_loss`, `criterion`: plug a torch.func
+  implementation into `esso_ref.check_implementation`.
 
 See docs/validate.md.
 """

@@ -3,7 +3,7 @@
 Every adapter reduces a model to ``[(W_1, b_1), ..., (W_L, b_L)]`` as NumPy arrays with W_l of
 shape (n_l, n_{l-1}) (PyTorch's ``nn.Linear.weight`` layout, esso_ref's ``net.unflatten``) and
 b_l None for layers without a bias, plus one activation name; this module checks the layers fit
-together and builds the :class:`~esso_ref.MLP` and its flat theta (``er.flatten``, eq. (3)).
+together and builds the `MLP` and its flat theta (``er.flatten``, eq. (3)).
 Conversions are copies without arithmetic, so round trips are bitwise exact.
 """
 

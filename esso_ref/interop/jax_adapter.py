@@ -9,10 +9,10 @@ Two layouts of the same parameters:
   Flax stores kernels (in, out), the transpose of W; layers are ordered by the integer suffix of
   their names (``Dense_10`` after ``Dense_9``), or by insertion order when a name has none.
 
-The activation and loss are not part of a params tree: pass them to :func:`from_jax`. Arrays
+The activation and loss are not part of a params tree: pass them to `from_jax`. Arrays
 are copied without arithmetic, so round trips are bitwise exact. float64 arrays need
 ``jax.config.update("jax_enable_x64", True)`` (JAX would silently round them to float32
-otherwise, so :func:`to_jax` refuses). JAX is imported when a function is called.
+otherwise, so `to_jax` refuses). JAX is imported when a function is called.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def from_jax(params, activation: str = "tanh", loss: str = "cross_entropy"):
         loss: ``"cross_entropy"`` or ``"mse"``.
 
     Returns:
-        (net, theta): an :class:`~esso_ref.MLP` and a NumPy theta in the parameters' dtype.
+        (net, theta): an `MLP` and a NumPy theta in the parameters' dtype.
 
     Raises:
         TypeError: for params that are neither a list nor a mapping.

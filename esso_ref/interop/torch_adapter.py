@@ -14,13 +14,13 @@ module                              activation
 ``nn.GELU()``                       ``"gelu"`` (erf form)
 ``nn.GELU(approximate="tanh")``     ``"gelu_tanh"``
 ``nn.Identity()`` or nothing        ``"identity"``
-:class:`Sin` (this module)          ``"sin"``
+`Sin` (this module)          ``"sin"``
 ==================================  ==============
 
 esso_ref's softplus is exact; ``nn.Softplus`` returns z itself above ``threshold`` (20 by
 default). From z = 40 on the two agree to the last bit in float64 (e^{-40} < eps / 2), so
-:func:`to_torch` emits ``threshold=40`` and :func:`from_torch` accepts lower thresholds with a
-:class:`SoftplusThresholdWarning` (values then differ by up to e^{-threshold}).
+`to_torch` emits ``threshold=40`` and `from_torch` accepts lower thresholds with a
+`SoftplusThresholdWarning` (values then differ by up to e^{-threshold}).
 PyTorch is imported when a function is called, never at import time.
 """
 
@@ -138,7 +138,7 @@ def from_torch(module, loss: str = "cross_entropy", activation: str | None = Non
             ``"identity"``); ignored otherwise.
 
     Returns:
-        (net, theta): an :class:`~esso_ref.MLP` and a NumPy vector equal to
+        (net, theta): an `MLP` and a NumPy vector equal to
         ``parameters_to_vector(module.parameters())`` in the module's dtype.
 
     Raises:
@@ -176,7 +176,7 @@ def to_torch(net, theta, device=None):
     """``nn.Sequential(Linear, act, ..., Linear)`` holding theta (a copy, theta's dtype).
 
     Args:
-        net: the :class:`~esso_ref.MLP`.
+        net: the `MLP`.
         theta: parameters, shape (P,), on any esso_ref backend.
         device: torch device of the module (CPU by default).
 

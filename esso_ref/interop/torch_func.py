@@ -1,14 +1,14 @@
-"""Plug a PyTorch (torch.func) implementation into :func:`esso_ref.check_implementation`.
+"""Plug a PyTorch (torch.func) implementation into `esso_ref.check_implementation`.
 
-:func:`torch_callable` turns a function of PyTorch objects::
+`torch_callable` turns a function of PyTorch objects::
 
     fn(model, criterion, theta, X, y[, extra]) -> torch.Tensor
 
 into the framework-neutral contract of ``check_implementation`` (NumPy in, array out):
-``model`` is :func:`~esso_ref.interop.to_torch` of the case's network, ``criterion`` its loss
+``model`` is `to_torch` of the case's network, ``criterion`` its loss
 module (``nn.CrossEntropyLoss()`` or ``nn.MSELoss()``, mean reduction), ``theta`` the flat
 float parameters (``parameters_to_vector`` order, requires no grad), ``X`` / ``y`` tensors and
-``extra`` the direction v (HVP) or the damping (Newton, a float). :func:`flat_loss` gives the loss
+``extra`` the direction v (HVP) or the damping (Newton, a float). `flat_loss` gives the loss
 as a function of the flat theta, the usual starting point of ``torch.func.grad`` / ``hessian``.
 """
 

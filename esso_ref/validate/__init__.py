@@ -8,10 +8,10 @@ The callable contract (framework-neutral; NumPy float64 inputs, any array-like o
 - ``eigenvalues(net, theta, X, y) -> (P,)``: all P eigenvalues of H, zeros included, any order;
 - ``newton(net, theta, X, y, damping) -> (P,)``: d = -(f(H) + damping I)^{-1} g.
 
-``net`` is an :class:`~esso_ref.MLP` (build the user's model from it, e.g. with
-:func:`esso_ref.interop.to_torch`), theta its flat parameters in PyTorch's
+``net`` is an `MLP` (build the user's model from it, e.g. with
+`esso_ref.interop.to_torch`), theta its flat parameters in PyTorch's
 ``parameters_to_vector`` order, X (B, n_0), y integer labels (cross-entropy) or (B, n_L)
-targets (mse). :func:`esso_ref.interop.torch_callable` adapts a torch.func implementation.
+targets (mse). `esso_ref.interop.torch_callable` adapts a torch.func implementation.
 """
 
 from __future__ import annotations

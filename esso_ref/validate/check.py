@@ -153,9 +153,9 @@ def check_implementation(gradient=None, hvp=None, hessian=None, eigenvalues=None
                          save_dir=None) -> ImplementationReport:
     """Check a user's curvature callables against esso_ref on edge cases and seeded draws.
 
-    Each given callable follows the contract of :mod:`esso_ref.validate` and runs on every case
-    of :func:`~esso_ref.validate.default_cases` (float64). Per quantity the report holds the
-    worst error over all cases, its tolerance (eps units, :data:`~esso_ref.validate.TOLERANCES`)
+    Each given callable follows the contract of `esso_ref.validate` and runs on every case
+    of `default_cases` (float64). Per quantity the report holds the
+    worst error over all cases, its tolerance (eps units, `TOLERANCES`)
     and the worst case as a reproducer: its recipe, and for a failure a saved ``.npz``.
 
     Args:
@@ -176,7 +176,7 @@ def check_implementation(gradient=None, hvp=None, hessian=None, eigenvalues=None
         save_dir: directory of the reproducers (a new temporary directory by default).
 
     Returns:
-        An :class:`~esso_ref.validate.ImplementationReport`: ``.passed``, ``.table()``,
+        An `ImplementationReport`: ``.passed``, ``.table()``,
         ``.to_json()``, ``report["hvp"].error``, ``report.meta["worst"]["hvp"]["path"]``.
 
     Raises:

@@ -46,7 +46,7 @@ def maxnorm(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def full_spectrum(mu) -> np.ndarray:
-    """All eigenvalues, ascending, of an array or an :class:`~esso_ref.Spectrum` (zeros added)."""
+    """All eigenvalues, ascending, of an array or an `Spectrum` (zeros added)."""
     from ..backend import to_host
 
     full = mu.full() if hasattr(mu, "full") and hasattr(mu, "num_zeros") else mu

@@ -1,4 +1,4 @@
-"""The report of :func:`~esso_ref.check_implementation`, with reproducers of failing cases."""
+"""The report of `check_implementation`, with reproducers of failing cases."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ __all__ = ["ImplementationReport", "load_reproducer", "save_reproducer"]
 
 
 class ImplementationReport(Report):
-    """A :class:`~esso_ref.Report` with one row per quantity (its worst case over all cases).
+    """A `Report` with one row per quantity (its worst case over all cases).
 
     ``meta["worst"][quantity]`` holds the worst case: its recipe (case name, sizes,
     activation, loss, bias, batch, seed), ``error_eps``, ``tol_eps``, the message of a raised
     exception or a wrong shape, and, when it failed, ``path``: a saved ``.npz`` reproducer
-    (see :func:`load_reproducer`).
+    (see `load_reproducer`).
     """
 
     def table(self) -> str:

@@ -63,7 +63,7 @@ def verify(net, theta, X, y, *, damping: float = 1e-3, checks="all",
     skipped, with the reason and how to run them, when P > ``max_dense_params``.
 
     Args:
-        net: the :class:`esso_ref.MLP`.
+        net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
         theta: parameters, shape (P,).
         X: inputs, (B, n_0) or (n_0,).
         y: labels (cross_entropy) or targets (mse).
@@ -73,7 +73,8 @@ def verify(net, theta, X, y, *, damping: float = 1e-3, checks="all",
         seed: seed of the random test directions.
 
     Returns:
-        A :class:`Report` (``.passed``, ``.table()``, ``.to_dict()``, ``.to_json()``).
+        A [`Report`][esso_ref.verification.Report] (``.passed``, ``.table()``, ``.to_dict()``,
+        ``.to_json()``).
 
     Raises:
         ValueError, TypeError: for bad inputs or unknown check groups.

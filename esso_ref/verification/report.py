@@ -114,7 +114,7 @@ class Report:
         return out
 
     def to_json(self, **kw) -> str:
-        """The report as one JSON object (see :meth:`to_dict`)."""
+        """The report as one JSON object (see [`to_dict`][esso_ref.verification.Report.to_dict])."""
         return json.dumps(self.to_dict(), **kw)
 
     def table(self) -> str:
