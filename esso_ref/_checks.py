@@ -114,7 +114,7 @@ def check_vector(name: str, v: Any, size: int, like: Any) -> Any:
 
 
 def check_stack(name: str, v: Any, size: int, like: Any) -> Any:
-    """Validate a vector (size,) or a stack of vectors (k, size) like :func:`check_vector`."""
+    """Validate a vector (size,) or a stack of vectors (k, size) like `check_vector`."""
     if getattr(v, "ndim", None) == 2:
         namespace(like, v, names=("theta", name))
         if int(v.shape[1]) != size:

@@ -89,7 +89,7 @@ def exp_scaled(ah, al):
 
 
 def exp_neg_square_scaled(a, scale: float = 1.0):
-    r"""``exp(-scale a**2)`` as ``(m, s)`` of :func:`exp_scaled` (``scale`` a power of two).
+    r"""``exp(-scale a**2)`` as ``(m, s)`` of `exp_scaled` (``scale`` a power of two).
 
     ``a**2 = s + e`` is formed exactly (``s``) plus a small correction (``e``): the
     rounding of ``a * a`` (worth ``2 a^2`` ulps, 3200 ulps at ``a = 40``) never reaches the

@@ -9,7 +9,7 @@ function per interval of :math:`s = |t|`:
 * :math:`s > 4`: :math:`\operatorname{erfc} s = e^{-s^2}\,(1/\sqrt\pi - s^{-2} R_3(s^{-2}))/s`.
 
 The factor :math:`e^{-s^2}` is formed from the exact square of the input
-(:func:`esso_ref._eft.exp_neg_square`), so the left tail of :math:`\Phi` keeps full relative
+(`esso_ref._eft.exp_neg_square`), so the left tail of :math:`\Phi` keeps full relative
 accuracy: :math:`\Phi(-40) \approx 3.7\cdot10^{-350}` underflows, :math:`\Phi(-37)` is
 accurate to a few ulps. Only analytic operations are used and every branch is chosen on the
 real part, so complex inputs (the complex-step oracle) work.
@@ -118,7 +118,7 @@ def erfc(t):
 def normal_parts(x):
     r"""``(cdf, pdf, scale)``: Phi(x) = ``cdf * scale``, the density = ``pdf * scale``.
 
-    ``scale`` (1 or 2**-512, see :func:`esso_ref._eft.exp_scaled`) keeps ``cdf`` and ``pdf``
+    ``scale`` (1 or 2**-512, see `esso_ref._eft.exp_scaled`) keeps ``cdf`` and ``pdf``
     out of the subnormal range, so ``x * pdf * scale`` is rounded into it only once. The
     Gaussian factor is :math:`e^{-x^2/2}` of the exact input ``x`` (not of the rounded
     ``x / sqrt 2``): the left tail of :math:`\Phi` keeps full relative accuracy.

@@ -73,7 +73,7 @@ def atomic_write(path, write) -> None:
 class OutputLock:
     """Exclusive locks (``<file>.lock``, ``flock``) on output files for one run.
 
-    A second run asking for a locked output is refused with :class:`OutputBusyError`; a killed
+    A second run asking for a locked output is refused with `OutputBusyError`; a killed
     run's locks vanish with its process. Temporary files left by a killed writer are removed
     once the lock is held.
     """

@@ -168,7 +168,7 @@ _CK_HI, _CK_LO = 0.035677408136300125, -3.0875749590776575e-19  # 0.044715 sqrt(
 def _gelu_tanh_parts(z):
     """(sigma(2u), sigma'(2u), sigma''(2u), u', u'', scale, zc): sigmas divided by scale.
 
-    2u is a double-double accurate to ~2**-100; ``scale`` (:func:`esso_ref._eft.exp_scaled`)
+    2u is a double-double accurate to ~2**-100; ``scale`` (`esso_ref._eft.exp_scaled`)
     keeps the sigmas out of the subnormal range until the caller's last product.
     """
     xp = _xp(z)

@@ -222,7 +222,7 @@ def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
     """Run the benchmark; returns {"machine", "sizes": [per-size report], "per_sample", "fit"}.
 
     Args:
-        sizes: list of network widths (default :data:`DEFAULT_SIZES`, or :data:`QUICK_SIZES`
+        sizes: list of network widths (default `DEFAULT_SIZES`, or `QUICK_SIZES`
             with ``quick``).
         quick: small sizes and one repeat (the test suite's smoke run).
         repeats: timed runs per measurement (median), after one warm-up.
@@ -280,7 +280,7 @@ def _fit(rows: list[dict]) -> dict:
 
 
 def format_table(result: dict) -> str:
-    """Human-readable tables of a :func:`run_bench` result: public calls first."""
+    """Human-readable tables of a `run_bench` result: public calls first."""
     from .bench_public import format_public
 
     head = "public calls with their defaults against their floors:\n" + format_public(

@@ -3,8 +3,8 @@
 Bundled digits, users' own MNIST / Fashion-MNIST IDX files, and seeded synthetic spirals
 (classification) and teacher (regression) problems.
 
-Every loader returns a :class:`Dataset` of float64 NumPy arrays (move them to another backend
-with :func:`esso_ref.to_namespace`).
+Every loader returns a `Dataset` of float64 NumPy arrays (move them to another backend
+with `esso_ref.to_namespace`).
 """
 
 from __future__ import annotations

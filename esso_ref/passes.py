@@ -52,7 +52,7 @@ def forward(W: list, b: list, X, act: Activation) -> Forward:
         act: the activation phi.
 
     Returns:
-        The :class:`Forward` cache.
+        The `Forward` cache.
     """
     L = len(W) - 1
     a, z, dphi, d2phi = [X], [None], [None], [None]
@@ -75,7 +75,7 @@ def backward(W: list, fwd: Forward, delta_L) -> Backward:
         delta_L: dl/dz_L per sample, shape (B, n_L) (no 1/B factor).
 
     Returns:
-        The :class:`Backward` quantities.
+        The `Backward` quantities.
     """
     L = fwd.L
     delta, g = [None] * (L + 1), [None] * L

@@ -4,7 +4,7 @@ Divergence: a run diverges when a step's loss or parameters become non-finite, w
 training loss exceeds ``LOSS_FACTOR`` times the training loss at the initial theta, or when
 |theta| exceeds ``NORM_FACTOR`` times max(1, |theta_0|).
 
-Resume: the settings in :data:`RESUME_FIXED` (and the optimizer's resolved keywords) must equal
+Resume: the settings in `RESUME_FIXED` (and the optimizer's resolved keywords) must equal
 the checkpoint's, except the learning rate (it applies from the next step: resume a diverged
 run from its last good checkpoint with a lower one); ``epochs`` may grow; outputs,
 ``data_dir``, ``quiet``, ``sharpness`` and ``track_spectrum`` may change.

@@ -66,7 +66,7 @@ def gram(state: State, rows):
 
 
 def gram_per_sample(state: State, rows):
-    """Each sample's own G_i = A_i A_i^T, (B, r, r), eqs. (21)-(23): blocks of :func:`gram`."""
+    """Each sample's own G_i = A_i A_i^T, (B, r, r), eqs. (21)-(23): blocks of `gram`."""
     xp, B, r = state.xp, state.B, rows.r
     G = state.zeros((B, r, r))
     for m in range(1, state.L + 1):

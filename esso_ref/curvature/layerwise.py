@@ -69,7 +69,7 @@ def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
 
 
 def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:
-    """Exact eigenvalues of every layer block, eq. (32); one :class:`Spectrum` per layer."""
+    """Exact eigenvalues of every layer block, eq. (32); one `Spectrum` per layer."""
     xp = state.xp
     M = backprop_M(state, ggn)
     out = []

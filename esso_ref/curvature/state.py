@@ -81,7 +81,7 @@ class State:
 
 
 def build_state(net: MLP, theta, X, y) -> State:
-    """Build the :class:`State` of validated inputs (X of shape (B, n_0))."""
+    """Build the `State` of validated inputs (X of shape (B, n_0))."""
     xp = namespace(theta)
     W, b = net._Wb(theta)
     fwd = passes.forward(W, b, X, net.act)
@@ -93,7 +93,7 @@ def build_state(net: MLP, theta, X, y) -> State:
 
 
 def prepare(net: MLP, theta, X, y) -> State:
-    """Validate (theta, X, y) against ``net`` and build their :class:`State`."""
+    """Validate (theta, X, y) against ``net`` and build their `State`."""
     if not isinstance(net, MLP):
         raise TypeError(f"expected net to be an esso_ref.MLP, got {type(net).__name__}")
     theta, X, y = net.check_inputs(theta, X, y)
@@ -101,7 +101,7 @@ def prepare(net: MLP, theta, X, y) -> State:
 
 
 def sample_state(state: State, i: int) -> State:
-    """The :class:`State` of sample i alone, sharing the batch's forward and backward values.
+    """The `State` of sample i alone, sharing the batch's forward and backward values.
 
     Per-sample routes and their dense references then see the very same rounded forward
     pass (a forward pass of one row can round differently from the same row in a batch).

@@ -1,6 +1,6 @@
 """Derivative checks: loss, gradient, HVP, dense Hessian and the factorisation A^T C A.
 
-Each ``check_*`` function returns a list of :class:`Check` rows. Errors are absolute errors
+Each ``check_*`` function returns a list of `Check` rows. Errors are absolute errors
 divided by the scale of the reference; every tolerance comes from an error bound or estimate for
 the input at hand (:mod:`esso_ref.verification.errors`): c eps times the magnitude of the terms
 summed, plus the measured response of the reference to an eps-relative perturbation of theta
@@ -52,7 +52,7 @@ def _loss_row(ctx: Context, loss: float, loss_p: float) -> Check:
 
 
 def _fd_row(ctx: Context, name, route, exact, fd, scale, est, noun) -> Check:
-    """Compare ``exact`` with a :class:`FiniteDifference` on its valid directions."""
+    """Compare ``exact`` with a `FiniteDifference` on its valid directions."""
     xp = ctx.xp
     ref = "central diff eq. (39)"
     n_bad = sum(1 for ok in fd.valid if not ok)

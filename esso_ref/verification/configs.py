@@ -2,7 +2,7 @@
 
 ``random_configuration(seed)`` draws depth 1-5, widths 1-40 (log-uniform, so most networks are
 small), every activation and loss, bias on / off, batch 1-6 and a parameter scale 0.01-5. One
-seed in three (``seed % 3 == 0``) also forces one or two edge cases from :data:`EDGE_CASES`:
+seed in three (``seed % 3 == 0``) also forces one or two edge cases from `EDGE_CASES`:
 
 - ``width1``: a hidden width of 1;            - ``output1``: n_L = 1;
 - ``depth1``: L = 1;                          - ``r_gt_p``: more rows r than parameters P;

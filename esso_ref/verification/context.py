@@ -108,7 +108,7 @@ class Context:
         return self.cached("Ht", build)
 
     def terms_scale(self) -> tuple[float, float]:
-        """(max, Frobenius norm) of the batch mean of :meth:`hessian_terms`."""
+        """(max, Frobenius norm) of the batch mean of `hessian_terms`."""
         def build():
             Ht = self.xp.mean(self.hessian_terms(), axis=0)
             return errors.max_abs(Ht), errors.fro(Ht)

@@ -171,7 +171,7 @@ def _richardson(D, h: float, noise, D_twin=None):
 
 
 def richardson_gradient_estimate(net, theta, X, y, noise: float, h: float = 1e-2, twin=None):
-    """Gradient by Richardson differences with its error estimate (:class:`FiniteDifference`).
+    """Gradient by Richardson differences with its error estimate (`FiniteDifference`).
 
     Args:
         net: the network.
@@ -212,7 +212,7 @@ def richardson_hvp_estimate(net, theta, X, y, v, noise: float, h: float = 1e-2, 
     """H v by Richardson differences of the gradient along v, with its error estimate.
 
     ``noise`` is the round-off of one gradient evaluation (max-norm); ``twin`` as for
-    :func:`richardson_gradient_estimate`.
+    `richardson_gradient_estimate`.
     """
     step = _safe_steps(net, theta, X, v[None, :], h)[0]
     if step == 0.0:

@@ -101,7 +101,7 @@ def _layer_block_checks(ctx: Context, H, norm2: float) -> list[Check]:
 def backward_error(eig, d, g, spectral, lam: float) -> float:
     """|(f(M) + lam I) d + g| / (|f(M) + lam I|_2 |d| + |g|) for M given by its eigenpairs.
 
-    ``eig`` is an :class:`Eig` or a list of (slice, Eig) layer blocks.
+    ``eig`` is an `Eig` or a list of (slice, Eig) layer blocks.
     """
     from ..backend import namespace
 
