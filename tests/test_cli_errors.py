@@ -87,7 +87,7 @@ def test_version_help_defaults_and_check_groups(capsys):
     assert code == 0 and "(default: 10)" in out and "(default: digits)" in out
     code, out, _ = run(["verify", "--checks", "list"], capsys)
     assert code == 0 and out.split() == ["gradient", "hvp", "hessian", "factor", "spectrum",
-                                         "newton"]
+                                         "newton", "ggn", "per_sample"]
 
 
 def test_train_json_keeps_progress_and_log_rows_carry_the_run_id(tmp_path, capsys):

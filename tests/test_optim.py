@@ -57,7 +57,7 @@ def test_esso_step_is_the_exact_direction():
     theta, X, y = random_problem(net, 3, 0)
     opt = ESSO(lr=0.5, damping=0.1, spectral="abs")
     new, _state, info = opt.step(theta, opt.init(theta), net, X, y)
-    d = er.hessian_factor(net, theta, X, y, route="gram").newton(0.1, "abs")
+    d = er.hessian_factor(net, theta, X, y).newton(0.1, "abs")
     assert relerr(new, theta + 0.5 * d) <= 1e-15
     d_auto = er.newton_direction(net, theta, X, y, damping=0.1, spectral="abs")
     assert relerr(d, d_auto) <= 1e-12

@@ -59,7 +59,7 @@ def test_unmodified_package_passes():
 
 @pytest.mark.parametrize("fn,expected", [
     (factor_mod.core, "factor/dense"),
-    (factor_mod.apply_core, "spectrum/dense"),
+    (exact_mod._core_sandwich, "spectrum/dense"),
     (hvp_mod.hvp_state, "hvp/complex_step"),
     (gram_mod.gram, "factor/gram"),
     (layerwise_mod.backprop_M, "spectrum/layer_blocks"),

@@ -34,7 +34,7 @@ __all__ = [
     "user_stacklevel",
 ]
 
-SINGULAR_FACTOR = 1.0
+SINGULAR_FACTOR = 10.0
 """c in the singular-to-working-precision rule c n eps, see `check_direction`."""
 
 
@@ -139,7 +139,7 @@ def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: i
                     num_zeros: int, eps: float, f0: float = 0.0, adjusted: bool = False) -> None:
     """The one singular-to-working-precision rule of every Newton route, eqs. (43)-(44).
 
-    With h = |f(H)|_F + lam (an upper bound of |f(H) + lam I|_2) and c = n eps, f(H) +
+    With h = |f(H)|_F + lam (an upper bound of |f(H) + lam I|_2) and c = 10 n eps, f(H) +
     lam I is singular to working precision, and `SingularCurvatureError` is raised, when
 
     1. H has exact zero eigenvalues (``num_zeros`` > 0, known from the shapes) and
