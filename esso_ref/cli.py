@@ -316,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_export(sub)
     _add_bench(sub)
+    from .cli_analysis import add_analysis_commands
+    add_analysis_commands(sub)
     return parser
 
 
