@@ -41,13 +41,15 @@ def _add_analyze(sub) -> None:
     p.add_argument("--ggn", action="store_true", help="also the Gauss-Newton spectra")
     p.add_argument("--batch-size", type=int, default=None,
                    help="also exact spectra of disjoint mini-batches of this size (B r <= P)")
-    p.add_argument("--chunk-size", type=int, default=None, help="samples per chunk (64)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="samples per chunk, a multiple of 16 (64)")
     p.add_argument("--backend", default="numpy", help="numpy or cupy (inside each task)")
     p.add_argument("--scheduler", default="threads", help="threads, sync or processes")
     p.add_argument("--workers", type=int, default=None, help="local threads / processes")
     p.add_argument("--address", default=None, help="tcp://HOST:PORT of a dask scheduler")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to reach --address")
-    p.add_argument("--overwrite", action="store_true", help="replace a store of another run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a store of another run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.set_defaults(run=_run_analyze)

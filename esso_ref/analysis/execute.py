@@ -43,7 +43,7 @@ def connect(address: str, timeout: float):
         raise ImportError("--address needs dask.distributed: pip install 'esso_ref[scale]'"
                           ) from err
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=timeout)
     except (OSError, TimeoutError) as err:
         raise ConnectionError(f"expected a dask scheduler at {address}, none answered within "
                               f"{timeout:g} s ({type(err).__name__}); start one with "

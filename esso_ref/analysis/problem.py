@@ -15,6 +15,7 @@ import numpy as np
 
 from .._checks import check_choice
 from ..mlp import MLP
+from .compute import BLOCK
 
 __all__ = ["AnalysisConfig", "Problem", "resolve"]
 
@@ -37,7 +38,8 @@ class AnalysisConfig:
         dtype: ``"float64"`` or ``"float32"``.
         ggn: also compute the Gauss-Newton spectra.
         batch_size: B of the disjoint mini-batch spectra (None: none); needs B r <= P.
-        chunk_size: samples per store chunk (None: 64, or the existing store's).
+        chunk_size: samples per store chunk, a multiple of 16 (None: 64, or the existing
+            store's).
         backend: ``"numpy"`` or ``"cupy"`` (arrays move to the backend inside each task).
     """
 
@@ -114,6 +116,9 @@ def _check_config(config: AnalysisConfig) -> None:
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"expected {name} to be a positive integer or None, got {value!r}")
+    if config.chunk_size is not None and config.chunk_size % BLOCK:
+        raise ValueError(f"expected a chunk size that is a multiple of {BLOCK} (each stacked "
+                         f"call covers the same {BLOCK} samples), got {config.chunk_size}")
 
 
 def resolve(config: AnalysisConfig, data=None) -> Problem:

@@ -27,15 +27,17 @@ def _row(stats: dict, idx, P: int) -> dict:
     largest = stats["largest"][idx]
     q = np.quantile(largest, QUANTILES) if largest.size else [float("nan")] * len(QUANTILES)
     return {"n": int(largest.size), "largest_mean": float(np.mean(largest)),
-            **{f"largest_q{round(100 * p):02d}": float(v) for p, v in zip(QUANTILES, q)},
+            **{f"largest_q{round(100 * p):02d}": float(v)
+               for p, v in zip(QUANTILES, q, strict=True)},
             "negative_fraction": float(np.mean(stats["negative"][idx] / P)),
             "negative_mean": float(np.mean(stats["negative"][idx])),
             "trace_mean": float(np.mean(stats["trace"][idx]))}
 
 
 def _top(*arrays) -> float:
-    """max |value| over the finite entries of ``arrays`` (1 when there are none)."""
-    tops = [float(np.max(np.abs(a[np.isfinite(a)]))) for a in arrays if np.isfinite(a).any()]
+    """Max |value| over the finite entries of ``arrays`` (1 when there are none)."""
+    tops = [float(np.max(np.abs(a[np.isfinite(a)])))
+            for a in arrays if np.isfinite(a).any()]
     return max([t for t in tops if t > 0], default=1.0)
 
 
