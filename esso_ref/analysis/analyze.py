@@ -54,7 +54,7 @@ def _tasks(path: str, problem, meta: dict, todo: dict, backend: str) -> list:
 
 def analyze(config: AnalysisConfig, out, scheduler: str = "threads", workers: int | None = None,
             address: str | None = None, timeout: float = 10.0, overwrite: bool = False,
-            progress: bool = True) -> dict:
+            progress: bool = True, data=None) -> dict:
     """Compute the exact spectra of ``config`` into the Zarr store ``out`` (resumable).
 
     Args:
@@ -66,6 +66,8 @@ def analyze(config: AnalysisConfig, out, scheduler: str = "threads", workers: in
         timeout: seconds to wait for that scheduler.
         overwrite: replace a store of another run instead of refusing it.
         progress: show a progress bar (stderr).
+        data: a :class:`esso_ref.data.Dataset` of the user's own to analyse instead of
+            ``config.dataset`` (its name and content hash go into the store).
 
     Returns:
         dict: ``store``, ``computed_chunks`` and ``computed_batches`` (ids computed by this
@@ -80,7 +82,7 @@ def analyze(config: AnalysisConfig, out, scheduler: str = "threads", workers: in
     _check_run(scheduler, workers, address)
     client = connect(address, timeout) if address else None
     try:
-        problem = resolve(config)
+        problem = resolve(config, data)
         group = open_existing(path, problem.identity, config.chunk_size, overwrite)
         if group is None:
             group = create(path, problem.identity, config.chunk_size, problem.y)
