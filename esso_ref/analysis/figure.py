@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 __all__ = ["plot_summary"]
@@ -14,7 +16,11 @@ def _unit(loss: str) -> str:
 def _hist(ax, dens: dict, label: str, color: str) -> None:
     edges, counts = np.asarray(dens["edges"]), np.asarray(dens["counts"], dtype=float)
     ax.stairs(counts / max(counts.sum(), 1.0), edges, label=label, color=color, linewidth=1.4)
-    ax.set_xscale("symlog", linthresh=dens["linthresh"], linscale=0.3)
+    from matplotlib.ticker import NullLocator, SymmetricalLogLocator
+
+    ax.set_xscale("symlog", linthresh=dens["linthresh"], linscale=1.0)
+    ax.xaxis.set_major_locator(SymmetricalLogLocator(linthresh=dens["linthresh"], base=100))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_yscale("log")
 
 
@@ -69,7 +75,8 @@ def plot_summary(summary: dict, path) -> None:
     _largest_panel(axes[1], summary, unit)
     if has_batches:
         _batch_panel(axes[2], summary, unit)
-    where = f"checkpoint {meta['checkpoint']}" if meta["checkpoint"] else "initialisation"
+    where = (f"checkpoint {Path(meta['checkpoint']).name}" if meta["checkpoint"]
+             else "initialisation")
     fig.suptitle(f"Exact curvature spectra: {meta['dataset']} ({meta['split']}, "
                  f"N = {meta['num_samples']})")
     fig.text(0.5, 0.01, f"MLP {meta['sizes']}, {meta['activation']}, {meta['loss']}, "
