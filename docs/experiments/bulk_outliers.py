@@ -100,6 +100,7 @@ def _lanczos(config, B):
 
 
 def main():
+    """Run every case, write the JSON and figures, print the Lanczos comparison."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (sizes, B, n, epochs) in CASES.items():
