@@ -10,7 +10,7 @@ __all__ = ["plot_summary"]
 
 
 def _unit(loss: str) -> str:
-    return "nats / param²" if loss == "cross_entropy" else "squared-error units / param²"
+    return "nats / param²" if loss == "cross_entropy" else "loss units / param²"
 
 
 def _hist(ax, dens: dict, label: str, color: str) -> None:
@@ -28,8 +28,8 @@ def _density_panel(ax, summary: dict, unit: str) -> None:
     for k, curvature in enumerate(c for c in ("hessian", "ggn") if c in summary):
         _hist(ax, summary[curvature]["density"], curvature, f"C{k}")
     ax.set_title("per-sample spectra: empirical density")
-    ax.set_xlabel(f"eigenvalue μ of H_i ({unit}), symmetric log scale; |μ| < "
-                  f"{summary['hessian']['density']['linthresh']:.0e} in the middle bin")
+    ax.set_xlabel(f"eigenvalue μ of H_i ({unit}); symlog, middle bin |μ| < "
+                  f"{summary['hessian']['density']['linthresh']:.0e}")
     ax.set_ylabel("fraction of the non-zero eigenvalues")
     ax.legend()
 
@@ -43,7 +43,8 @@ def _largest_panel(ax, summary: dict, unit: str) -> None:
              for name, r in rows.items()]
     ax.bxp(stats, showfliers=False)
     ax.set_xticks(range(1, len(names) + 1), names)
-    ax.set_title("largest eigenvalue of H_i per class (5-25-50-75-95 %)")
+    ax.set_title("largest eigenvalue of H_i" + (" per class" if res["per_class"] else "")
+                 + " (5-25-50-75-95 %)")
     ax.set_xlabel("class" if res["per_class"] else "all samples (regression)")
     ax.set_ylabel(f"λ_max(H_i) ({unit})")
 
@@ -57,7 +58,7 @@ def _batch_panel(ax, summary: dict, unit: str) -> None:
               f"({b['num_classes'] or 'no'} classes)", f"C{k}")
         ax.axvline(b["bulk_edge_median"], color=f"C{k}", linestyle="--", linewidth=1)
     ax.set_title(f"exact spectra of mini-batches (B = {summary['meta']['batch_size']})")
-    ax.set_xlabel(f"eigenvalue of the mini-batch mean H ({unit}); dashed: bulk edge")
+    ax.set_xlabel(f"eigenvalue of the mini-batch H ({unit}); dashed: bulk edge")
     ax.set_ylabel("fraction of the listed eigenvalues")
     ax.legend()
 
