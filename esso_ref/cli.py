@@ -177,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare(sub)
     _add_export(sub)
     _add_bench(sub)
+    from .cli_analysis import add_analysis_commands
+    add_analysis_commands(sub)
     return parser
 
 
