@@ -83,7 +83,8 @@ def _dense_newton(H, g, lam: float, spectral, num_zeros: int):
             d = -linalg.solve(H + lam * eye, g)
         except linalg.LinAlgError as err:
             raise SingularCurvatureError(
-                f"H + damping I is singular for damping = {lam:g}: {err}; use a larger "
+                f"H + damping I is singular to working precision for damping = {lam:g}: {err}; "
+                "use a larger "
                 "damping or a spectral adjustment ('abs', 'clip')") from err
         scale = float(xp.linalg.matrix_norm(H))
     else:

@@ -132,7 +132,8 @@ def _solve(M, b, lam: float):
         return linalg.solve(M, b[..., None])[..., 0]
     except linalg.LinAlgError as err:
         raise SingularCurvatureError(
-            f"H + damping I is singular for damping = {lam:g}: {err}; use a larger damping "
+            f"H + damping I is singular to working precision for damping = {lam:g}: {err}; "
+            "use a larger damping "
             "or a spectral adjustment ('abs', 'clip')") from err
 
 

@@ -258,7 +258,7 @@ class LowRank:
             return linalg.solve(M, b)
         except linalg.LinAlgError as err:
             raise SingularCurvatureError(
-                f"H + damping I is singular for damping = {lam:g}: {err}; "
+                f"H + damping I is singular to working precision for damping = {lam:g}: {err}; "
                 "use a different damping or a spectral adjustment ('abs', 'clip')"
             ) from err
 

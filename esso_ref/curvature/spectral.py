@@ -143,7 +143,7 @@ def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: i
     lam I is singular to working precision, and `SingularCurvatureError` is raised, when
 
     1. H has exact zero eigenvalues (``num_zeros`` > 0, known from the shapes) and
-       |f(0) + lam| <= c h, or
+       |f(0) + lam| <= eps h (a condition number of at least 1 / eps), or
     2. the computed direction reveals an eigenvalue within c h of -lam: |g| <= c h |d|
        (|d| <= |g| / min |f(mu) + lam|), or it is not finite.
 
@@ -166,8 +166,8 @@ def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: i
     reason = None
     if not math.isfinite(d_norm):
         reason = "the direction is not finite"
-    elif num_zeros > 0 and abs(f0 + lam) <= c * h:
-        reason = f"H has {num_zeros} exact zero eigenvalues and damping <= {c:.1e} |H|"
+    elif num_zeros > 0 and abs(f0 + lam) <= eps * h:
+        reason = f"H has {num_zeros} exact zero eigenvalues and damping <= {eps:.1e} |H|"
     elif d_norm > 0 and g_norm <= c * h * d_norm:
         reason = f"|d| = {d_norm:.3e} for |g| = {g_norm:.3e}"
     if reason:
