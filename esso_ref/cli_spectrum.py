@@ -63,7 +63,8 @@ def spectrum_at_theta(args) -> int:
     spec = eigenvalues(net, theta, data.X_train[i], data.y_train[i:i + 1])
     mu = np.asarray(spec.values)
     out = {"sizes": list(net.sizes), "P": net.num_params, "rank_bound": net.rank_bound,
-           "num_zeros": spec.num_zeros, "min": float(mu.min()), "max": float(mu.max()),
+           "num_zeros": spec.num_zeros, "min": float(mu.min()) if mu.size else 0.0,
+           "max": float(mu.max()) if mu.size else 0.0,
            "negative": int(np.sum(mu < 0)), "eigenvalues": mu.tolist()}
     if args.json:
         print(json.dumps(out))
@@ -74,7 +75,8 @@ def spectrum_at_theta(args) -> int:
     if args.plot:
         from .plots import plot_spectrum
 
-        plot_spectrum(mu, spec.num_zeros, args.plot, f"{name} sample {i}")
+        plot_spectrum(mu, spec.num_zeros, args.plot,
+                      f"{name}, MLP {list(net.sizes)} {net.activation}, training sample {i}")
     return 0
 
 

@@ -93,9 +93,12 @@ def _run_train(args) -> int:
                              else v} for k, v in summary.items()]))
     sys.stdout.flush()
     if args.plot:
-        from .plots import plot_histories
+        from .plots import config_title, plot_histories
 
-        plot_histories({args.optimizer: result["history"]}, args.plot)
+        config = _config(args)
+        sizes = result["net"].sizes if "net" in result else None
+        plot_histories({args.optimizer: result["history"]}, args.plot,
+                       title=config_title(config, 1, sizes))
     return 0
 
 

@@ -113,9 +113,12 @@ def compare(configs: dict[str, list[TrainConfig]], out: str, target: float = 0.9
             if progress is not None:
                 _report(progress, k, len(runs), label, config, results[label][-1]["summary"])
         try:
-            from .plots import plot_histories
+            from .plots import config_title, plot_histories
 
-            plot_histories(histories, f"{out}.png")
+            first = runs[0][1]
+            sizes = results[runs[0][0]][0]["net"].sizes if "net" in results[runs[0][0]][0] else None
+            plot_histories(histories, f"{out}.png", title=config_title(
+                first, len(results[runs[0][0]]), sizes, optimizer=len(configs) == 1))
         except ImportError as err:
             warnings.warn(f"no figure {out}.png ({err}); the table is in {out}.json",
                           stacklevel=2)
