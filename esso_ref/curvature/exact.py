@@ -88,7 +88,7 @@ class Coordinates:
         """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
         xp = self.xp
         if spectral == "none":
-            eye = xp.eye(self.size, dtype=self.S.dtype, device=_device(self.S))
+            eye = xp.eye(self.size, dtype=self.S.dtype, device=array_api_compat.device(self.S))
             y = _solve(self.S + lam * eye, self.b, lam)
             scale = self.frobenius()
         else:
@@ -121,10 +121,6 @@ class Coordinates:
                 f" H + damping I is indefinite, smallest eigenvalue of H = {mu_min:.6e} < "
                 f"-damping = {-lam:g}; use spectral='abs' or 'clip', or a larger damping",
                 NotDescentWarning, stacklevel=user_stacklevel())
-
-
-def _device(x):
-    return array_api_compat.device(x)
 
 
 def _solve(M, b, lam: float):

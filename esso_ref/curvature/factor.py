@@ -112,7 +112,6 @@ class HessianFactor(LowRank):
             self._adjoint_flat,
             state.net.num_params,
             route=route,
-            batch=B,
             apply_C=self._apply_C,
         )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .state import State
 
-__all__ = ["gram", "gram_per_sample", "transfer"]
+__all__ = ["gram", "transfer"]
 
 
 def transfer(state: State, m: int, keep) -> tuple:
@@ -63,26 +63,3 @@ def gram(state: State, rows):
         dd = delta @ xp.matrix_transpose(delta)
         G[:, ks, :, ks] = dd[:, None, :, None] * state.eye(a.shape[1])[None, :, None, :]
     return xp.reshape(G, (B * r, B * r))
-
-
-def gram_per_sample(state: State, rows):
-    """Each sample's own G_i = A_i A_i^T, (B, r, r), eqs. (21)-(23): blocks of `gram`."""
-    xp, B, r = state.xp, state.B, rows.r
-    G = state.zeros((B, r, r))
-    for m in range(1, state.L + 1):
-        T, first = transfer(state, m, rows.J)
-        js = _span(rows, first)
-        a = state.a_tilde(m - 1)
-        c = xp.sum(a * a, axis=1)
-        G[:, js, js] = G[:, js, js] + (T @ xp.matrix_transpose(T)) * c[:, None, None]
-    for l in rows.K:
-        T, _ = transfer(state, l, rows.J)
-        js, ks = _span(rows, l), rows.K[l]
-        delta, a = state.bwd.delta[l], state.fwd.a[l - 1]
-        Y = (T @ delta[:, :, None])[:, :, 0]
-        KJ = a[:, :, None] * Y[:, None, :]
-        G[:, ks, js] = KJ
-        G[:, js, ks] = xp.matrix_transpose(KJ)
-        dd = xp.sum(delta * delta, axis=1)
-        G[:, ks, ks] = dd[:, None, None] * state.eye(a.shape[1])
-    return G

@@ -36,7 +36,7 @@ from .spectral import (
     user_stacklevel,
 )
 
-__all__ = ["QR_MAX_ENTRIES", "ROUTES", "LowRank"]
+__all__ = ["ROUTES", "LowRank"]
 
 ROUTES = ("auto", "basis", "gram", "qr")
 """``"basis"``: the layer basis of eqs. (40)-(44), O(q^3 + P q), no P x n array, as accurate
@@ -44,7 +44,6 @@ as a QR of A^T (the default, ``"auto"``). ``"gram"``: eqs. (24)-(25), O(n^3 + P 
 array; accuracy degrades like eps cond(G) in weakly represented directions. ``"qr"``: eq. (26),
 A^T = Q_1 R_1 materialised, O(P n^2), backward stable (a reference route)."""
 
-QR_MAX_ENTRIES = 2**24
 
 
 class LowRank:
@@ -58,14 +57,12 @@ class LowRank:
         adjoint: maps w of shape (k, n) to A^T w of shape (k, P).
         num_params: P.
         route: basis of range(A^T) for spectra and adjusted directions, see `ROUTES`.
-        batch: number of samples B stacked in A (guides ``route="auto"``).
         apply_C: M -> C M for M of shape (n, k), exploiting C's structure (default: C @ M).
     """
 
     def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto",
-                 batch: int = 1, apply_C: Callable | None = None):
+                 apply_C: Callable | None = None):
         self._C, self._G, self.u = C, G, u
-        self.batch = batch
         self.apply_C = apply_C or (lambda M: self.C @ M)
         self.adjoint = adjoint
         self._route = check_choice("route", route, ROUTES)
