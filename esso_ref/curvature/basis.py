@@ -42,7 +42,10 @@ __all__ = ["Basis", "LayerBasis", "basis_size", "build_basis"]
 
 @dataclass
 class LayerBasis:
-    """E_m of eq. (40) for every group: Q_a (G, ñ, k_a), N (G, ñ, ñ - k_a), Q_delta or None."""
+    """E_m of eq. (40) for every group: Q_a (G, ñ, k_a), N (G, ñ, ñ - k_a), Q_delta (G, n_m, k_d).
+
+    N and Q_delta are None in a layer without K rows (layer 1, the Gauss-Newton matrix).
+    """
 
     Q_a: Any
     N: Any
@@ -111,18 +114,51 @@ def _complete_basis(M, k: int):
     return Q[..., :k], Q[..., k:]
 
 
+def _unit(v):
+    """The unit vector v / |v| as (G, n, 1) for v (G, n); e_1 where v = 0 (spans v)."""
+    xp = array_api_compat.array_namespace(v)
+    norm = xp.linalg.vector_norm(v, axis=-1, keepdims=True)
+    e_1 = xp.astype(xp.arange(v.shape[-1], device=array_api_compat.device(v)) == 0, v.dtype)
+    return xp.where(norm > 0, v / xp.where(norm > 0, norm, 1.0), e_1)[..., None]
+
+
+def _reflector_basis(v):
+    """(q, N) for v (G, n): I - 2 w w^T / w^T w with w = v + sign(v_1) |v| e_1, split.
+
+    The Householder reflector of one column (what a complete QR of an n x 1 matrix computes),
+    in closed form: its first column spans v, the others are N. v is first divided by its
+    largest entry, so w^T w >= 1 cannot underflow; v = 0 gives I.
+    """
+    xp = array_api_compat.array_namespace(v)
+    big = xp.max(xp.abs(v), axis=-1, keepdims=True)
+    v = v / xp.where(big > 0, big, 1.0)
+    sign = xp.where(v[:, :1] >= 0, 1.0, -1.0)
+    w = xp.concat([v[:, :1] + sign * xp.linalg.vector_norm(v, axis=-1, keepdims=True),
+                   v[:, 1:]], axis=-1)
+    beta = xp.vecdot(w, w)
+    coef = xp.where(beta > 0, 2.0 / xp.where(beta > 0, beta, 1.0), 0.0)
+    n = v.shape[-1]
+    eye = xp.eye(n, dtype=v.dtype, device=array_api_compat.device(v))
+    Q = eye - coef[:, None, None] * (w[:, :, None] * w[:, None, :])
+    return Q[..., :1], Q[..., 1:]
+
+
 def _layer_basis(state: State, m: int, s: int, with_k: bool) -> LayerBasis:
-    """E_m of eq. (40) for groups of s consecutive samples."""
+    """E_m of eq. (40) for groups of s consecutive samples (s = 1: in closed form)."""
     xp, B = state.xp, state.B
     a_t = state.a_tilde(m - 1)
+    if s == 1:
+        if not with_k:
+            return LayerBasis(_unit(a_t), None, None)
+        Q_a, N = _reflector_basis(a_t)
+        return LayerBasis(Q_a, N, _unit(state.bwd.delta[m]))
     n_t = a_t.shape[1]
     A_g = xp.matrix_transpose(xp.reshape(a_t, (B // s, s, n_t)))
+    if not with_k:
+        return LayerBasis(linalg.qr(A_g)[0], None, None)
     Q_a, N = _complete_basis(A_g, min(s, n_t))
-    Q_delta = None
-    if with_k:
-        D_g = xp.matrix_transpose(xp.reshape(state.bwd.delta[m], (B // s, s, -1)))
-        Q_delta = linalg.qr(D_g)[0]
-    return LayerBasis(Q_a, N, Q_delta)
+    D_g = xp.matrix_transpose(xp.reshape(state.bwd.delta[m], (B // s, s, -1)))
+    return LayerBasis(Q_a, N, linalg.qr(D_g)[0])
 
 
 def _repeat(x, s: int):

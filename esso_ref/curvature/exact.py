@@ -82,14 +82,14 @@ class Coordinates:
     def frobenius(self):
         """|H_g|_F = |S_g|_F for every group, as host floats."""
         xp = self.xp
-        return [float(v) for v in xp.linalg.matrix_norm(self.S)]
+        flat = xp.reshape(self.S, (self.S.shape[0], -1))
+        return [float(v) for v in xp.sqrt(xp.vecdot(flat, flat))]
 
     def newton(self, lam: float, spectral: str | Callable = "none"):
         """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
         xp = self.xp
         if spectral == "none":
-            eye = xp.eye(self.size, dtype=self.S.dtype, device=array_api_compat.device(self.S))
-            y = _solve(self.S + lam * eye, self.b, lam)
+            y = _solve(self.S, self.b, lam)
             scale = self.frobenius()
         else:
             mu, V = self.eigh()
@@ -123,9 +123,10 @@ class Coordinates:
                 NotDescentWarning, stacklevel=user_stacklevel())
 
 
-def _solve(M, b, lam: float):
+def _solve(S, b, lam: float):
+    """(S + lam I)^{-1} b for every group, eq. (43)."""
     try:
-        return linalg.solve(M, b[..., None])[..., 0]
+        return linalg.solve_shifted(S, lam, b)
     except linalg.LinAlgError as err:
         raise SingularCurvatureError(
             f"H + damping I is singular to working precision for damping = {lam:g}: {err}; "
@@ -157,8 +158,7 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
         S = _core_sandwich(state, rows, basis, s)
     else:
         CY = xp.reshape(apply_core(state, rows, xp.reshape(Yt, (B, r, q))), Yt.shape)
-        S = xp.matrix_transpose(Yt) @ CY / s
-    S = 0.5 * (S + xp.matrix_transpose(S))
+        S = _symmetric(xp.matrix_transpose(Yt) @ CY) / s
     u = state.zeros((B, r))
     u[:, rows.J[state.L]] = state.bwd.delta[state.L]
     b = (xp.matrix_transpose(Yt) @ xp.reshape(u, (B // s, s * r, 1)))[..., 0] / s
@@ -189,14 +189,19 @@ def _core_sandwich(state: State, rows: Rows, basis, s: int):
     pre = basis.columns(L)[0]
     Y = block(rows.J[L], pre)
     LamY = xp.reshape(state.Lam, (G, s, *state.Lam.shape[1:])) @ Y
-    S[:, pre, pre] = xp.matrix_transpose(flat(Y)) @ flat(LamY)
+    S[:, pre, pre] = _symmetric(xp.matrix_transpose(flat(Y)) @ flat(LamY))
     for l in range(1, L):
         pre, own = basis.columns(l)[0], basis.columns(l + 1)[1]
         Y = block(rows.J[l], pre)
         h = xp.reshape(state.h[l], (G, s, -1, 1))
         D = xp.reshape(state.fwd.dphi[l], (G, s, -1, 1))
-        S[:, pre, pre] = S[:, pre, pre] + xp.matrix_transpose(flat(Y)) @ flat(h * Y)
+        S[:, pre, pre] += _symmetric(xp.matrix_transpose(flat(Y)) @ flat(h * Y))
         X = xp.matrix_transpose(flat(Y)) @ flat(D * block(rows.K[l + 1], own))
-        S[:, pre, own] = S[:, pre, own] + X
-        S[:, own, pre] = S[:, own, pre] + xp.matrix_transpose(X)
-    return S / s
+        S[:, pre, own] += X
+        S[:, own, pre] += xp.matrix_transpose(X)
+    return S / s if s > 1 else S
+
+
+def _symmetric(M):
+    """(M + M^T) / 2: symmetric bit for bit, so that S is (the sum of such blocks stays so)."""
+    return 0.5 * (M + array_api_compat.array_namespace(M).matrix_transpose(M))

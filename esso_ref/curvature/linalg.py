@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import array_api_compat
 
-__all__ = ["LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve"]
+__all__ = [
+    "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve", "solve_shifted",
+]
 
 
 class LinAlgError(ArithmeticError):
@@ -52,6 +54,39 @@ def solve(M, b):
     """Solution x of M x = b."""
     xp = array_api_compat.array_namespace(M)
     return _run("solve", xp.linalg.solve, M, b)
+
+
+def solve_shifted(S, lam: float, b):
+    """Solution x of (S + lam I) x = b for symmetric S (G, q, q) and b (G, q); S is kept.
+
+    One LU factorisation with partial pivoting per matrix, as ``solve``. On NumPy arrays it
+    runs LAPACK ``?gesv`` in place on one copy of S (by symmetry the C-ordered copy is its own
+    Fortran-ordered transpose), where ``numpy.linalg.solve`` would make a second copy.
+    """
+    xp = array_api_compat.array_namespace(S)
+    M = xp.asarray(S, copy=True)
+    diag = xp.arange(S.shape[-1], device=array_api_compat.device(S))
+    M[..., diag, diag] += lam
+    if not array_api_compat.is_numpy_namespace(xp):
+        return solve(M, b[..., None])[..., 0]
+    from scipy.linalg import lapack
+
+    gesv = lapack.get_lapack_funcs("gesv", (M,))
+    x = xp.empty_like(b)
+    for k in range(M.shape[0]):
+        x[k], info = _gesv(gesv, M[k], b[k])
+        if info != 0:
+            raise LinAlgError(f"solve of a {tuple(S.shape)} matrix failed: "
+                              + ("Singular matrix" if info > 0 else f"LAPACK info {info}"))
+    if not finite(x):
+        raise LinAlgError(f"solve of a {tuple(S.shape)} matrix returned non-finite values")
+    return x
+
+
+def _gesv(gesv, M, b):
+    """LAPACK gesv on the symmetric M, overwriting it: (x, info)."""
+    _, _, x, info = gesv(M.T, b, overwrite_a=True, overwrite_b=False)
+    return x, info
 
 
 def qr(M, mode: str = "reduced"):
