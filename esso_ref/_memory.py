@@ -15,6 +15,8 @@ __all__ = ["InsufficientMemoryError", "available_memory", "check_allocation", "f
 ENV = "ESSO_REF_MAX_MEMORY"
 # refuse an allocation above this fraction of the available memory (copies and workspace)
 FRACTION = 0.8
+# without a cap, requests below this are not checked (no /proc read on every small call)
+UNCHECKED = 64 * 2**20
 
 
 class InsufficientMemoryError(MemoryError, ValueError):
@@ -74,7 +76,11 @@ def check_allocation(nbytes: float, what: str, hint: str, xp=None) -> None:
         what: what would be allocated, e.g. ``"the dense Hessian (P x P, P = 31000)"``.
         hint: the route or option that avoids the allocation.
         xp: the array namespace (device memory for CuPy).
+
+    Without ``ESSO_REF_MAX_MEMORY``, requests below 64 MiB are accepted without a look.
     """
+    if nbytes < UNCHECKED and not os.environ.get(ENV):
+        return
     available = available_memory(xp)
     if available is None or nbytes <= FRACTION * available:
         return

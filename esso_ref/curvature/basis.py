@@ -118,27 +118,25 @@ def _unit(v):
     """The unit vector v / |v| as (G, n, 1) for v (G, n); e_1 where v = 0 (spans v)."""
     xp = array_api_compat.array_namespace(v)
     norm = xp.linalg.vector_norm(v, axis=-1, keepdims=True)
-    e_1 = xp.astype(xp.arange(v.shape[-1], device=array_api_compat.device(v)) == 0, v.dtype)
-    return xp.where(norm > 0, v / xp.where(norm > 0, norm, 1.0), e_1)[..., None]
+    u = v / xp.where(norm > 0, norm, 1.0)
+    u[:, 0] = xp.where(norm[:, 0] > 0, u[:, 0], 1.0)
+    return u[..., None]
 
 
-def _reflector_basis(v):
+def _reflector_basis(v, eye):
     """(q, N) for v (G, n): I - 2 w w^T / w^T w with w = v + sign(v_1) |v| e_1, split.
 
     The Householder reflector of one column (what a complete QR of an n x 1 matrix computes),
     in closed form: its first column spans v, the others are N. v is first divided by its
-    largest entry, so w^T w >= 1 cannot underflow; v = 0 gives I.
+    largest entry, so w^T w >= 1 cannot underflow; v = 0 gives I. ``eye``: I_n.
     """
     xp = array_api_compat.array_namespace(v)
     big = xp.max(xp.abs(v), axis=-1, keepdims=True)
-    v = v / xp.where(big > 0, big, 1.0)
-    sign = xp.where(v[:, :1] >= 0, 1.0, -1.0)
-    w = xp.concat([v[:, :1] + sign * xp.linalg.vector_norm(v, axis=-1, keepdims=True),
-                   v[:, 1:]], axis=-1)
+    w = v / xp.where(big > 0, big, 1.0)
+    norm = xp.linalg.vector_norm(w, axis=-1)
+    w[:, 0] += xp.where(w[:, 0] >= 0, norm, -norm)
     beta = xp.vecdot(w, w)
     coef = xp.where(beta > 0, 2.0 / xp.where(beta > 0, beta, 1.0), 0.0)
-    n = v.shape[-1]
-    eye = xp.eye(n, dtype=v.dtype, device=array_api_compat.device(v))
     Q = eye - coef[:, None, None] * (w[:, :, None] * w[:, None, :])
     return Q[..., :1], Q[..., 1:]
 
@@ -150,7 +148,7 @@ def _layer_basis(state: State, m: int, s: int, with_k: bool) -> LayerBasis:
     if s == 1:
         if not with_k:
             return LayerBasis(_unit(a_t), None, None)
-        Q_a, N = _reflector_basis(a_t)
+        Q_a, N = _reflector_basis(a_t, state.eye(a_t.shape[1]))
         return LayerBasis(Q_a, N, _unit(state.bwd.delta[m]))
     n_t = a_t.shape[1]
     A_g = xp.matrix_transpose(xp.reshape(a_t, (B // s, s, n_t)))
@@ -170,44 +168,46 @@ def _repeat(x, s: int):
                       (x.shape[0] * s, *x.shape[1:]))
 
 
-def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int):
-    """The coordinate columns of layer m for every sample: (B, r, size of E_m), eq. (41)."""
+def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int, Yt, span) -> None:
+    """Write the coordinate columns of layer m into Yt (B, r, q), eq. (41).
+
+    ``span`` = (start, end of the I (x) Q_a part, end) of layer m's columns; rows of A that do
+    not touch layer m keep their zeros.
+    """
     xp, B, sizes = state.xp, state.B, state.net.sizes
     n_m, n_prev, k_a = sizes[m], sizes[m - 1], E.top
+    start, top_end, end = span
     Q_a = _repeat(E.Q_a, s)
     c = (state.a_tilde(m - 1)[:, None, :] @ Q_a)[:, 0, :]
-    top = state.zeros((B, rows.r, n_m, k_a))
-    J_after = [l for l in rows.J if l >= m]
-    if J_after:
-        T, first = transfer(state, m, rows.J)
-        span = slice(rows.J[first].start, rows.J[max(rows.J)].stop)
-        top[:, span, :, :] = T[:, :, :, None] * c[:, None, None, :]
+    T, first = transfer(state, m, rows.J)
+    J_rows = slice(rows.J[first].start, rows.J[max(rows.J)].stop)
+    Yt[:, J_rows, start:top_end] = xp.reshape(T[:, :, :, None] * c[:, None, None, :],
+                                              (B, T.shape[1], n_m * k_a))
     if E.Q_delta is None:
-        return [xp.reshape(top, (B, rows.r, n_m * k_a))]
+        return
     delta = state.bwd.delta[m]
-    top[:, rows.K[m], :, :] = Q_a[:, :n_prev, None, :] * delta[:, None, :, None]
-    Q_d, N = _repeat(E.Q_delta, s), _repeat(E.N, s)
-    e = (delta[:, None, :] @ Q_d)[:, 0, :]
-    k_d, k_n = e.shape[1], N.shape[-1]
-    bottom = state.zeros((B, rows.r, k_d, k_n))
-    bottom[:, rows.K[m], :, :] = e[:, None, :, None] * N[:, :n_prev, None, :]
-    cols = [xp.reshape(top, (B, rows.r, n_m * k_a)), xp.reshape(bottom, (B, rows.r, k_d * k_n))]
-    return cols
+    Yt[:, rows.K[m], start:top_end] = xp.reshape(
+        Q_a[:, :n_prev, None, :] * delta[:, None, :, None], (B, n_prev, n_m * k_a))
+    e = (delta[:, None, :] @ _repeat(E.Q_delta, s))[:, 0, :]
+    N = _repeat(E.N, s)
+    Yt[:, rows.K[m], top_end:end] = xp.reshape(
+        e[:, None, :, None] * N[:, :n_prev, None, :], (B, n_prev, end - top_end))
 
 
 def build_basis(state: State, rows, s: int) -> Basis:
     """E and Yt of eqs. (40)-(41) for groups of s consecutive samples (s = B or s = 1)."""
     xp, B = state.xp, state.B
-    layers, cols, spans, start = [None], [], [None], 0
+    layers, spans, start = [None], [None], 0
     for m in range(1, state.L + 1):
         E = _layer_basis(state, m, s, with_k=m in rows.K)
         layers.append(E)
-        cols += _layer_columns(state, rows, m, E, s)
         top_end = start + state.net.sizes[m] * E.top
         spans.append((start, top_end, start + E.size(state.net.sizes[m])))
         start = spans[-1][2]
-    Yt = xp.concat(cols, axis=-1)
-    Yt = xp.reshape(Yt, (B // s, s * rows.r, Yt.shape[-1]))
+    Yt = state.zeros((B, rows.r, start))
+    for m in range(1, state.L + 1):
+        _layer_columns(state, rows, m, layers[m], s, Yt, spans[m])
+    Yt = xp.reshape(Yt, (B // s, s * rows.r, start))
     return Basis(state, layers, Yt, B // s, spans)
 
 

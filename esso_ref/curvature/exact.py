@@ -45,7 +45,8 @@ class Coordinates:
     """H_g = E_g S_g E_g^T and g_g = E_g b_g for G groups, eq. (42).
 
     Attributes:
-        S: (G, q, q) symmetric.
+        S: (G, q, q), symmetric up to rounding (each block of eq. (42) is one product):
+            the eigensolvers read its lower triangle, the solve of eq. (43) the whole.
         b: (G, q), the gradient's coordinates.
         expand: maps coordinates y of shape (G, k, q) to parameters E y, (G, k, P).
         num_params: P.
@@ -103,17 +104,17 @@ class Coordinates:
     def _check(self, y, lam: float, spectral, scale: list) -> None:
         """Apply the singular-to-working-precision rule and the descent test to every group."""
         xp = self.xp
-        g_norm = xp.linalg.vector_norm(self.b, axis=-1)
-        d_norm = xp.linalg.vector_norm(y, axis=-1)
+        g_norm = [float(v) for v in xp.sqrt(xp.vecdot(self.b, self.b))]
+        d_norm = [float(v) for v in xp.sqrt(xp.vecdot(y, y))]
         eps = float(xp.finfo(self.S.dtype).eps)
         f0 = f_at_zero(spectral, self.S)
         for k in range(self.S.shape[0]):
-            check_direction(float(g_norm[k]), float(d_norm[k]), scale[k], lam, self.size,
+            check_direction(g_norm[k], d_norm[k], scale[k], lam, self.size,
                             self.num_zeros, eps, f0, adjusted=spectral != "none")
         if spectral != "none":
             return
-        g_dot_d = -xp.sum(y * self.b, axis=-1)
-        bad = int(xp.count_nonzero((g_dot_d >= 0) & (g_norm > 0)))
+        g_dot_d = [-float(v) for v in xp.vecdot(y, self.b)]
+        bad = sum(1 for k, v in enumerate(g_dot_d) if v >= 0 and g_norm[k] > 0)
         if bad:
             mu_min = float(xp.min(self.eigvalsh()))
             warnings.warn(
@@ -158,7 +159,7 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
         S = _core_sandwich(state, rows, basis, s)
     else:
         CY = xp.reshape(apply_core(state, rows, xp.reshape(Yt, (B, r, q))), Yt.shape)
-        S = _symmetric(xp.matrix_transpose(Yt) @ CY) / s
+        S = xp.matrix_transpose(Yt) @ CY / s
     u = state.zeros((B, r))
     u[:, rows.J[state.L]] = state.bwd.delta[state.L]
     b = (xp.matrix_transpose(Yt) @ xp.reshape(u, (B // s, s * r, 1)))[..., 0] / s
@@ -189,19 +190,14 @@ def _core_sandwich(state: State, rows: Rows, basis, s: int):
     pre = basis.columns(L)[0]
     Y = block(rows.J[L], pre)
     LamY = xp.reshape(state.Lam, (G, s, *state.Lam.shape[1:])) @ Y
-    S[:, pre, pre] = _symmetric(xp.matrix_transpose(flat(Y)) @ flat(LamY))
+    S[:, pre, pre] = xp.matrix_transpose(flat(Y)) @ flat(LamY)
     for l in range(1, L):
         pre, own = basis.columns(l)[0], basis.columns(l + 1)[1]
         Y = block(rows.J[l], pre)
         h = xp.reshape(state.h[l], (G, s, -1, 1))
         D = xp.reshape(state.fwd.dphi[l], (G, s, -1, 1))
-        S[:, pre, pre] += _symmetric(xp.matrix_transpose(flat(Y)) @ flat(h * Y))
+        S[:, pre, pre] += xp.matrix_transpose(flat(Y)) @ flat(h * Y)
         X = xp.matrix_transpose(flat(Y)) @ flat(D * block(rows.K[l + 1], own))
         S[:, pre, own] += X
         S[:, own, pre] += xp.matrix_transpose(X)
     return S / s if s > 1 else S
-
-
-def _symmetric(M):
-    """(M + M^T) / 2: symmetric bit for bit, so that S is (the sum of such blocks stays so)."""
-    return 0.5 * (M + array_api_compat.array_namespace(M).matrix_transpose(M))

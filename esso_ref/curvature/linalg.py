@@ -60,8 +60,9 @@ def solve_shifted(S, lam: float, b):
     """Solution x of (S + lam I) x = b for symmetric S (G, q, q) and b (G, q); S is kept.
 
     One LU factorisation with partial pivoting per matrix, as ``solve``. On NumPy arrays it
-    runs LAPACK ``?gesv`` in place on one copy of S (by symmetry the C-ordered copy is its own
-    Fortran-ordered transpose), where ``numpy.linalg.solve`` would make a second copy.
+    runs LAPACK ``?gesv`` in place on one copy of S, where ``numpy.linalg.solve`` would make a
+    second: the C-ordered copy is the Fortran-ordered S^T, which is S (to rounding, when S is
+    symmetric only up to rounding: then the system solved is S^T + lam I, as accurate).
     """
     xp = array_api_compat.array_namespace(S)
     M = xp.asarray(S, copy=True)
@@ -69,12 +70,10 @@ def solve_shifted(S, lam: float, b):
     M[..., diag, diag] += lam
     if not array_api_compat.is_numpy_namespace(xp):
         return solve(M, b[..., None])[..., 0]
-    from scipy.linalg import lapack
-
-    gesv = lapack.get_lapack_funcs("gesv", (M,))
+    gesv = _lapack("gesv", M)
     x = xp.empty_like(b)
     for k in range(M.shape[0]):
-        x[k], info = _gesv(gesv, M[k], b[k])
+        _, _, x[k], info = gesv(M[k].T, b[k], overwrite_a=True, overwrite_b=False)
         if info != 0:
             raise LinAlgError(f"solve of a {tuple(S.shape)} matrix failed: "
                               + ("Singular matrix" if info > 0 else f"LAPACK info {info}"))
@@ -83,10 +82,17 @@ def solve_shifted(S, lam: float, b):
     return x
 
 
-def _gesv(gesv, M, b):
-    """LAPACK gesv on the symmetric M, overwriting it: (x, info)."""
-    _, _, x, info = gesv(M.T, b, overwrite_a=True, overwrite_b=False)
-    return x, info
+_LAPACK: dict = {}
+
+
+def _lapack(name: str, M):
+    """SciPy's LAPACK routine ``name`` for the dtype of the NumPy array M (looked up once)."""
+    key = (name, M.dtype.char)
+    if key not in _LAPACK:
+        from scipy.linalg import lapack
+
+        _LAPACK[key] = lapack.get_lapack_funcs(name, (M,))
+    return _LAPACK[key]
 
 
 def qr(M, mode: str = "reduced"):

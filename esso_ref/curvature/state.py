@@ -7,14 +7,17 @@ h_l = phi''(z_l) * g_l that form the diagonal blocks of C.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import passes
 from ..backend import device_of, namespace
 from ..mlp import MLP
 
-__all__ = ["State", "build_state", "prepare", "sample_state"]
+__all__ = ["EYE_CACHE", "State", "build_state", "prepare", "sample_state"]
+
+EYE_CACHE = 1024
+"""Identities up to this size are cached in a `State` (small, and asked for many times)."""
 
 
 @dataclass
@@ -42,6 +45,8 @@ class State:
     Lam: Any
     h: list
     y: Any
+    _eyes: dict = field(default_factory=dict, repr=False, compare=False)
+    _a_tilde: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def B(self) -> int:
@@ -64,20 +69,29 @@ class State:
         return device_of(self.fwd.a[0])
 
     def eye(self, n: int):
-        """Identity of size n in the namespace, dtype and device of the state."""
-        return self.xp.eye(n, dtype=self.dtype, device=self.device)
+        """Identity of size n in the namespace, dtype and device of the state (do not modify).
+
+        Identities up to `EYE_CACHE` rows are made once per state and shared.
+        """
+        if n > EYE_CACHE:
+            return self.xp.eye(n, dtype=self.dtype, device=self.device)
+        if n not in self._eyes:
+            self._eyes[n] = self.xp.eye(n, dtype=self.dtype, device=self.device)
+        return self._eyes[n]
 
     def zeros(self, shape):
         """Zeros in the namespace, dtype and device of the state."""
         return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
 
     def a_tilde(self, l: int):
-        """ã_l = [a_l, 1] (or a_l without biases), shape (B, n_l (+1))."""
+        """ã_l = [a_l, 1] (or a_l without biases), shape (B, n_l (+1)); made once, do not modify."""
         a = self.fwd.a[l]
         if not self.net.bias:
             return a
-        return self.xp.concat([a, self.xp.ones((a.shape[0], 1), dtype=a.dtype,
-                                                device=self.device)], axis=1)
+        if l not in self._a_tilde:
+            ones = self.xp.ones((a.shape[0], 1), dtype=a.dtype, device=self.device)
+            self._a_tilde[l] = self.xp.concat([a, ones], axis=1)
+        return self._a_tilde[l]
 
 
 def build_state(net: MLP, theta, X, y) -> State:
