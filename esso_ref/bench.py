@@ -16,7 +16,14 @@ import warnings
 
 import numpy as np
 
-from .curvature import as_linear_operator, hessian, hessian_factor, hvp
+from .curvature import (
+    as_linear_operator,
+    eigenvalues,
+    hessian,
+    hessian_factor,
+    hvp,
+    newton_direction,
+)
 from .curvature.spectral import NotDescentWarning
 from .mlp import MLP
 from .problems import random_problem
@@ -49,6 +56,43 @@ def _peak(fn) -> float:
         return tracemalloc.get_traced_memory()[1] / 1e6
     finally:
         tracemalloc.stop()
+
+
+_RSS_CODE = """
+import json, resource, sys, warnings
+from esso_ref import MLP, eigenvalues, newton_direction
+from esso_ref.problems import random_problem
+warnings.simplefilter("ignore")
+net = MLP(json.loads(sys.argv[1]), sys.argv[2], "cross_entropy")
+theta, X, y = random_problem(net, 1, 0)
+with open("/proc/self/statm") as fh:
+    before = int(fh.read().split()[1]) * resource.getpagesize()
+if sys.argv[3] == "eigenvalues":
+    eigenvalues(net, theta, X, y)
+else:
+    newton_direction(net, theta, X, y, 1e-3, sys.argv[3])
+print(json.dumps([before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
+"""
+
+
+def _peak_rss(net, call: str) -> float | None:
+    """Peak RSS growth of a fresh process running one public call, in MB (Linux; else None).
+
+    The process builds the problem, reads its resident set, runs ``call`` (``"eigenvalues"``
+    or a spectral name of ``newton_direction``) once and reads its peak resident set.
+    """
+    import json
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    out = subprocess.run([sys.executable, "-c", _RSS_CODE, json.dumps(list(net.sizes)),
+                          net.activation, call], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        return None
+    before, peak = json.loads(out.stdout.strip().splitlines()[-1])
+    return max(peak - before, 0) / 1e6
 
 
 def _rel(a, b) -> float:
@@ -87,14 +131,16 @@ def _torch_spectrum(net, theta, X, y):
 
 
 def _spectrum_rows(net, theta, X, y, repeats, report):
+    """The public ``eigenvalues`` (layer basis) against the Gram route, Lanczos, dense, torch."""
     P = net.num_params
     f = hessian_factor(net, theta, X, y, route="gram")
-    t_struct, spec = _time(lambda: hessian_factor(net, theta, X, y, route="gram").eigh(),
-                           repeats)
+    t_struct, spec = _time(lambda: eigenvalues(net, theta, X, y), repeats)
     mu = np.sort(np.asarray(spec.values))
     report["spectrum_structured_s"] = t_struct
-    report["mem_structured_MB"] = _peak(lambda: hessian_factor(net, theta, X, y,
-                                                               route="gram").eigh())
+    report["spectrum_gram_s"], _ = _time(
+        lambda: hessian_factor(net, theta, X, y, route="gram").eigh(), repeats)
+    report["mem_structured_MB"] = _peak(lambda: eigenvalues(net, theta, X, y))
+    report["rss_structured_MB"] = _peak_rss(net, "eigenvalues")
     op = as_linear_operator(net, theta, X, y)
     from scipy.sparse.linalg import eigsh
 
@@ -125,18 +171,20 @@ def _newton_rows(net, theta, X, y, f, repeats, report):
     P = net.num_params
     g = net.gradient(theta, X, y)
 
-    def push():
-        return hessian_factor(net, theta, X, y, route="gram").newton(LAMBDA)
+    def plain():
+        return newton_direction(net, theta, X, y, LAMBDA)
 
     def absolute():
-        return hessian_factor(net, theta, X, y, route="gram").newton(LAMBDA, "abs")
+        return newton_direction(net, theta, X, y, LAMBDA, "abs")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotDescentWarning)
-        report["newton_push_through_s"], d = _time(push, repeats)
+        report["newton_structured_s"], d = _time(plain, repeats)
+        report["newton_push_through_s"], _ = _time(
+            lambda: hessian_factor(net, theta, X, y, route="gram").newton(LAMBDA), repeats)
         report["newton_abs_s"], _ = _time(absolute, repeats)
         report["mem_newton_abs_MB"] = _peak(absolute)
-        from .curvature import newton_direction
+        report["rss_newton_abs_MB"] = _peak_rss(net, "abs")
 
         report["newton_layerwise_s"], _ = _time(
             lambda: newton_direction(net, theta, X, y, LAMBDA, "abs", "layerwise"), repeats)
@@ -144,8 +192,8 @@ def _newton_rows(net, theta, X, y, f, repeats, report):
             H = hessian(net, theta, X, y)
             report["newton_dense_s"], d_dense = _time(
                 lambda: np.linalg.solve(hessian(net, theta, X, y) + LAMBDA * np.eye(P), -g), 1)
-            report["push_through_vs_dense_err"] = _rel(d, d_dense)
-            report["push_through_backward_err"] = float(
+            report["newton_vs_dense_err"] = _rel(d, d_dense)
+            report["newton_backward_err"] = float(
                 np.linalg.norm((H + LAMBDA * np.eye(P)) @ d + g)
                 / (np.linalg.norm(H + LAMBDA * np.eye(P), 2) * np.linalg.norm(d)
                    + np.linalg.norm(g)))
@@ -159,7 +207,7 @@ def _newton_rows(net, theta, X, y, f, repeats, report):
     x, info = cg(op, -g, rtol=1e-10, maxiter=20 * P, callback=count)
     report["newton_cg_s"] = time.perf_counter() - t0
     report["cg_iterations"], report["cg_info"] = iters[0], int(info)
-    report["cg_err_vs_push_through"] = _rel(x, d)
+    report["cg_err_vs_structured"] = _rel(x, d)
 
 
 def _breakdown(net, theta, X, y, repeats, report):
@@ -269,7 +317,7 @@ def _blas_info() -> list:
 def _fit(rows: list[dict]) -> dict:
     """Exponent k of time ~ P^k for each route (least squares on log-log)."""
     fits = {}
-    for key in ("spectrum_structured_s", "spectrum_dense_s", "newton_push_through_s",
+    for key in ("spectrum_structured_s", "spectrum_dense_s", "newton_structured_s",
                 "newton_abs_s", "newton_cg_s"):
         pts = [(r["P"], r[key]) for r in rows if key in r and r[key] > 0]
         if len(pts) >= 2:
@@ -297,11 +345,14 @@ def _routes_table(result: dict) -> str:
             ("spectrum_dense_s", "spec dense", "{:>10.3f}"),
             ("spectrum_torch_s", "spec torch", "{:>10.3f}"),
             ("spectrum_lanczos_top10_s", "lanczos10", "{:>9.3f}"),
-            ("newton_push_through_s", "newton", "{:>8.4f}"),
+            ("spectrum_gram_s", "spec gram", "{:>9.4f}"),
+            ("newton_structured_s", "newton", "{:>8.4f}"),
+            ("newton_push_through_s", "newt gram", "{:>9.4f}"),
             ("newton_abs_s", "newton|H|", "{:>9.4f}"),
             ("newton_dense_s", "newt dense", "{:>10.3f}"),
             ("newton_cg_s", "cg", "{:>8.3f}"), ("cg_iterations", "cg it", "{:>6d}"),
             ("mem_structured_MB", "MB struct", "{:>9.1f}"),
+            ("rss_structured_MB", "RSS struct", "{:>10.1f}"),
             ("mem_dense_MB", "MB dense", "{:>8.1f}")]
     widths = [len(fmt.format(0) if fmt.endswith("d}") else fmt.format(0.0))
               for _, _, fmt in cols]
@@ -341,11 +392,11 @@ def targets(result: dict) -> dict:
         if r["sizes"] == [784, 512, 512, 10]:
             out["structured_spectrum_over_eigvalsh_floor"] = (r["spectrum_structured_s"]
                                                               / r["floor_eigvalsh_s"])
-            out["push_through_over_solve_plus_gradient"] = r["newton_push_through_s"] / (
+            out["newton_over_solve_plus_gradient"] = r["newton_structured_s"] / (
                 r["floor_solve_s"] + r["gradient_s"])
     out["hvp_over_gradient"] = max(r["hvp_s"] / r["gradient_s"] for r in rows)
-    out["push_through_faster_than_cg_everywhere"] = all(
-        r["newton_push_through_s"] < r["newton_cg_s"] for r in rows)
+    out["newton_faster_than_cg_everywhere"] = all(
+        r["newton_structured_s"] < r["newton_cg_s"] for r in rows)
     out["per_sample_none_speedup"] = result["per_sample"]["per_sample_none_speedup"]
     out["per_sample_abs_speedup"] = result["per_sample"]["per_sample_abs_speedup"]
     return {k: (round(v, 3) if isinstance(v, float) and not math.isnan(v) else v)

@@ -6,7 +6,9 @@ A floor is what no exact route can beat on the same machine in the same run: one
 (per-sample gradients for the stacked calls) plus a bare dense routine of the system's size,
 ``solve`` for spectral ``"none"``, ``eigh`` for an adjusted direction, ``eigvalsh`` for a
 spectrum (for the stacked per-sample calls: the same routine on B stacked r x r matrices).
-Times are medians after a warm-up; every call runs with esso_ref's default BLAS thread policy.
+Times are medians after a warm-up (calls under 0.5 s / 3 are repeated until 0.5 s was
+measured, at most 100 times: medians of 3 millisecond calls are noise); every call runs with
+esso_ref's default BLAS thread policy.
 """
 
 from __future__ import annotations
@@ -40,33 +42,40 @@ MAX_DENSE_SYSTEM = 6000
 """Mini-batch rows are skipped when B r exceeds this (a bare eigh alone would take minutes)."""
 
 
-def _time(fn, repeats: int) -> float:
+MIN_SECONDS = 0.5
+"""Fast calls are repeated (up to `MAX_REPEATS` times) until this much time was measured."""
+MAX_REPEATS = 100
+
+
+def _time(fn, repeats: int, min_seconds: float = MIN_SECONDS) -> float:
+    """Median seconds of ``fn`` after a warm-up: at least ``repeats`` runs, more while short."""
     fn()
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < MAX_REPEATS):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def _floors(n: int, batch: int, repeats: int) -> dict:
+
+def _floors(n: int, batch: int, repeats: int, budget: float) -> dict:
     """Median seconds of bare solve / eigh / eigvalsh of ``batch`` stacked n x n matrices."""
     M = np.random.default_rng(0).standard_normal((batch, n, n))
     M = M + np.swapaxes(M, -1, -2)
     b = M[..., 0:1]
     with blas_threads(threads_for(n)):
-        return {"solve": _time(lambda: np.linalg.solve(M, b), repeats),
-                "eigh": _time(lambda: np.linalg.eigh(M), repeats),
-                "eigvalsh": _time(lambda: np.linalg.eigvalsh(M), repeats)}
+        return {"solve": _time(lambda: np.linalg.solve(M, b), repeats, budget),
+                "eigh": _time(lambda: np.linalg.eigh(M), repeats, budget),
+                "eigvalsh": _time(lambda: np.linalg.eigvalsh(M), repeats, budget)}
 
 
-def _batch_row(net: MLP, B: int, repeats: int) -> dict:
+def _batch_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     """One network, one batch size: public batch calls against gradient + r_B-sized routine."""
     theta, X, y = random_problem(net, B, 0)
     n = B * net.rank_bound
-    grad = _time(lambda: net.gradient(theta, X, y), repeats)
-    floor = _floors(n, 1, repeats)
+    grad = _time(lambda: net.gradient(theta, X, y), repeats, budget)
+    floor = _floors(n, 1, repeats, budget)
     calls = {
         "newton_none": (lambda: newton_direction(net, theta, X, y), "solve"),
         "newton_abs": (lambda: newton_direction(net, theta, X, y, spectral="abs"), "eigh"),
@@ -75,17 +84,17 @@ def _batch_row(net: MLP, B: int, repeats: int) -> dict:
     }
     row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": n, "gradient_s": grad}
     for name, (fn, kind) in calls.items():
-        t = _time(fn, repeats)
+        t = _time(fn, repeats, budget)
         row[f"{name}_s"], row[f"{name}_floor_s"] = t, grad + floor[kind]
         row[f"{name}_ratio"] = t / (grad + floor[kind])
     return row
 
 
-def _per_sample_row(net: MLP, B: int, repeats: int) -> dict:
+def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     """Stacked per-sample calls against per-sample gradients + B stacked r x r routines."""
     theta, X, y = random_problem(net, B, 1)
-    grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats)
-    floor = _floors(net.rank_bound, B, repeats)
+    grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats, budget)
+    floor = _floors(net.rank_bound, B, repeats, budget)
     calls = {
         "per_sample_none": (lambda: per_sample_directions(net, theta, X, y, 0.1), "solve"),
         "per_sample_abs": (lambda: per_sample_directions(net, theta, X, y, 0.1, "abs"), "eigh"),
@@ -93,14 +102,14 @@ def _per_sample_row(net: MLP, B: int, repeats: int) -> dict:
     }
     row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": net.rank_bound}
     for name, (fn, kind) in calls.items():
-        t = _time(fn, repeats)
+        t = _time(fn, repeats, budget)
         row[f"{name}_s"], row[f"{name}_floor_s"] = t, grad + floor[kind]
         row[f"{name}_ratio"] = t / (grad + floor[kind])
 
     def loop():
         return [newton_direction(net, theta, X[i], y[i:i + 1], 0.1, "abs") for i in range(B)]
 
-    row["per_sample_loop_abs_s"] = _time(loop, 1)
+    row["per_sample_loop_abs_s"] = _time(loop, 1, budget)
     row["per_sample_stacked_speedup"] = row["per_sample_loop_abs_s"] / row["per_sample_abs_s"]
     return row
 
@@ -108,6 +117,7 @@ def _per_sample_row(net: MLP, B: int, repeats: int) -> dict:
 def public_rows(sizes=None, quick: bool = False, repeats: int = 3) -> list[dict]:
     """Rows of the public-call table: B = 1 and B = 8 per size, and B = 128 stacked calls."""
     sizes = sizes or (QUICK_PUBLIC_SIZES if quick else PUBLIC_SIZES)
+    budget = 0.0 if quick else MIN_SECONDS
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotDescentWarning)
@@ -115,9 +125,11 @@ def public_rows(sizes=None, quick: bool = False, repeats: int = 3) -> list[dict]
             net = MLP(list(s), "tanh", "cross_entropy")
             for B in (1, 8):
                 if B * net.rank_bound <= MAX_DENSE_SYSTEM:
-                    rows.append(_batch_row(net, B, 1 if net.num_params > 200_000 else repeats))
+                    reps = 1 if net.num_params > 200_000 else repeats
+                    rows.append(_batch_row(net, B, reps, budget))
             if net.num_params <= 200_000:
-                rows.append(_per_sample_row(net, 8 if quick else 128, 1 if quick else repeats))
+                rows.append(_per_sample_row(net, 8 if quick else 128, 1 if quick else repeats,
+                                            budget))
     return rows
 
 

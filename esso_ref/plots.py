@@ -232,11 +232,11 @@ def plot_spectrum(values, num_zeros: int, path, title: str = "") -> None:
     plt.close(fig)
 
 
-_BENCH_ROUTES = {"spectrum_structured_s": "spectrum, structured",
+_BENCH_ROUTES = {"spectrum_structured_s": "spectrum, eigenvalues (default)",
                  "spectrum_dense_s": "spectrum, dense eigvalsh",
                  "spectrum_torch_s": "spectrum, torch.func.hessian",
                  "spectrum_lanczos_top10_s": "Lanczos top-10",
-                 "newton_push_through_s": "Newton, push-through",
+                 "newton_structured_s": "Newton, newton_direction (default)",
                  "newton_abs_s": "Newton, |H|", "newton_cg_s": "Newton, CG to 1e-10"}
 
 
