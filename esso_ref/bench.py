@@ -59,27 +59,37 @@ def _peak(fn) -> float:
 
 
 _RSS_CODE = """
-import json, resource, sys, warnings
+import json, sys, warnings
 from esso_ref import MLP, eigenvalues, newton_direction
 from esso_ref.problems import random_problem
 warnings.simplefilter("ignore")
 net = MLP(json.loads(sys.argv[1]), sys.argv[2], "cross_entropy")
 theta, X, y = random_problem(net, 1, 0)
-with open("/proc/self/statm") as fh:
-    before = int(fh.read().split()[1]) * resource.getpagesize()
+
+def status(key):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(key))
+
+try:  # reset the peak to the current resident set (Linux >= 4.0)
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+except OSError:
+    pass
+before = status("VmRSS:")
 if sys.argv[3] == "eigenvalues":
     eigenvalues(net, theta, X, y)
 else:
     newton_direction(net, theta, X, y, 1e-3, sys.argv[3])
-print(json.dumps([before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))
+print(json.dumps([before, status("VmHWM:")]))
 """
 
 
 def _peak_rss(net, call: str) -> float | None:
     """Peak RSS growth of a fresh process running one public call, in MB (Linux; else None).
 
-    The process builds the problem, reads its resident set, runs ``call`` (``"eigenvalues"``
-    or a spectral name of ``newton_direction``) once and reads its peak resident set.
+    The process builds the problem, resets its peak resident set (``/proc/self/clear_refs``),
+    reads its resident set, runs ``call`` (``"eigenvalues"`` or a spectral name of
+    ``newton_direction``) once and reads its peak resident set (``VmHWM``).
     """
     import json
     import subprocess
@@ -266,7 +276,8 @@ def _per_sample(repeats: int) -> dict:
 
 
 def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
-              activation: str = "tanh", public_only: bool = False) -> dict:
+              activation: str = "tanh", public_only: bool = False,
+              max_system: int | None = None) -> dict:
     """Run the benchmark; returns {"machine", "sizes": [per-size report], "per_sample", "fit"}.
 
     Args:
@@ -276,15 +287,16 @@ def run_bench(sizes=None, quick: bool = False, repeats: int | None = None,
         repeats: timed runs per measurement (median), after one warm-up.
         activation: hidden activation of the benchmarked networks.
         public_only: only the public calls against their floors (and the load test).
+        max_system: largest mini-batch system B r timed in the public table (default 6000).
     """
     import platform
 
-    from .bench_public import public_rows, step_under_load
+    from .bench_public import MAX_DENSE_SYSTEM, public_rows, step_under_load
 
     repeats = repeats or (1 if quick else 3)
     machine = {"platform": platform.platform(), "processor": platform.processor(),
                "numpy": np.__version__, "cpus": os.cpu_count(), "blas": _blas_info()}
-    public = {"rows": public_rows(sizes, quick, repeats),
+    public = {"rows": public_rows(sizes, quick, repeats, max_system or MAX_DENSE_SYSTEM),
               "load": None if quick else step_under_load()}
     if public_only:
         return {"machine": machine, "public": public}

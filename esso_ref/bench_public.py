@@ -39,7 +39,8 @@ __all__ = ["PUBLIC_SIZES", "QUICK_PUBLIC_SIZES", "format_public", "public_rows"]
 PUBLIC_SIZES = [[64, 32, 32, 10], [64, 64, 64, 10], [784, 128, 128, 10], [784, 512, 512, 10]]
 QUICK_PUBLIC_SIZES = [[16, 16, 10], [32, 32, 10]]
 MAX_DENSE_SYSTEM = 6000
-"""Mini-batch rows are skipped when B r exceeds this (a bare eigh alone would take minutes)."""
+"""Mini-batch rows are skipped when B r exceeds this (a bare eigh alone would take minutes);
+``esso-ref bench --max-system`` raises it. Larger systems are timed once, without warm-up."""
 
 
 MIN_SECONDS = 0.5
@@ -47,9 +48,10 @@ MIN_SECONDS = 0.5
 MAX_REPEATS = 100
 
 
-def _time(fn, repeats: int, min_seconds: float = MIN_SECONDS) -> float:
+def _time(fn, repeats: int, min_seconds: float = MIN_SECONDS, warmup: bool = True) -> float:
     """Median seconds of ``fn`` after a warm-up: at least ``repeats`` runs, more while short."""
-    fn()
+    if warmup:
+        fn()
     times: list[float] = []
     while len(times) < repeats or (sum(times) < min_seconds and len(times) < MAX_REPEATS):
         t0 = time.perf_counter()
@@ -61,13 +63,14 @@ def _time(fn, repeats: int, min_seconds: float = MIN_SECONDS) -> float:
 
 def _floors(n: int, batch: int, repeats: int, budget: float) -> dict:
     """Median seconds of bare solve / eigh / eigvalsh of ``batch`` stacked n x n matrices."""
+    warm = n * batch <= MAX_DENSE_SYSTEM
     M = np.random.default_rng(0).standard_normal((batch, n, n))
     M = M + np.swapaxes(M, -1, -2)
     b = M[..., 0:1]
     with blas_threads(threads_for(n)):
-        return {"solve": _time(lambda: np.linalg.solve(M, b), repeats, budget),
-                "eigh": _time(lambda: np.linalg.eigh(M), repeats, budget),
-                "eigvalsh": _time(lambda: np.linalg.eigvalsh(M), repeats, budget)}
+        return {"solve": _time(lambda: np.linalg.solve(M, b), repeats, budget, warm),
+                "eigh": _time(lambda: np.linalg.eigh(M), repeats, budget, warm),
+                "eigvalsh": _time(lambda: np.linalg.eigvalsh(M), repeats, budget, warm)}
 
 
 def _batch_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
@@ -84,7 +87,7 @@ def _batch_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     }
     row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": n, "gradient_s": grad}
     for name, (fn, kind) in calls.items():
-        t = _time(fn, repeats, budget)
+        t = _time(fn, repeats, budget, n <= MAX_DENSE_SYSTEM)
         row[f"{name}_s"], row[f"{name}_floor_s"] = t, grad + floor[kind]
         row[f"{name}_ratio"] = t / (grad + floor[kind])
     return row
@@ -114,8 +117,12 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     return row
 
 
-def public_rows(sizes=None, quick: bool = False, repeats: int = 3) -> list[dict]:
-    """Rows of the public-call table: B = 1 and B = 8 per size, and B = 128 stacked calls."""
+def public_rows(sizes=None, quick: bool = False, repeats: int = 3,
+                max_system: int = MAX_DENSE_SYSTEM) -> list[dict]:
+    """Rows of the public-call table: B = 1 and B = 8 per size, and B = 128 stacked calls.
+
+    A mini-batch row runs only while B r <= ``max_system``.
+    """
     sizes = sizes or (QUICK_PUBLIC_SIZES if quick else PUBLIC_SIZES)
     budget = 0.0 if quick else MIN_SECONDS
     rows = []
@@ -124,8 +131,8 @@ def public_rows(sizes=None, quick: bool = False, repeats: int = 3) -> list[dict]
         for s in sizes:
             net = MLP(list(s), "tanh", "cross_entropy")
             for B in (1, 8):
-                if B * net.rank_bound <= MAX_DENSE_SYSTEM:
-                    reps = 1 if net.num_params > 200_000 else repeats
+                if B == 1 or B * net.rank_bound <= max_system:
+                    reps = 1 if B > 1 and net.num_params > 200_000 else repeats
                     rows.append(_batch_row(net, B, reps, budget))
             if net.num_params <= 200_000:
                 rows.append(_per_sample_row(net, 8 if quick else 128, 1 if quick else repeats,

@@ -130,6 +130,9 @@ def _add_bench(sub) -> None:
                    help="timed runs per measurement (default: 1 with --quick, else 3)")
     p.add_argument("--public-only", action="store_true",
                    help="only the public calls against their floors and the load test")
+    p.add_argument("--max-system", type=count(1), default=6000,
+                   help="largest mini-batch system B r of the public table (B = 8 at "
+                   "784,512,512,10 needs 16464; its dense floors take many minutes)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--plot", default=None, help="write the log-log scaling plot (PNG)")
     p.set_defaults(run=_run_bench)
@@ -147,7 +150,7 @@ def _run_bench(args) -> int:
     if args.plot and args.public_only:
         raise ValueError("--plot needs the internal routes: drop --public-only")
     result = run_bench(args.sizes, quick=args.quick, repeats=args.repeats,
-                       public_only=args.public_only)
+                       public_only=args.public_only, max_system=args.max_system)
     result["targets"] = targets(result)
     if args.json:
         print(json.dumps(result))

@@ -45,7 +45,9 @@ def _dense_matrix(state: State, curvature: str):
 def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "hessian"):
     """Exact eigenvalues of the batch-mean Hessian (or Gauss-Newton matrix).
 
-    Implements eqs. (24)-(26) (structured), (12) (dense) and (32) (layerwise).
+    Implements eq. (42) (structured: the eigenvalues of S = Y C Y^T in the layer basis, §15;
+    ``hessian_factor(..., route="gram")`` gives eqs. (24)-(26)), (12) (dense) and (32)
+    (layerwise).
 
     Args:
         net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
@@ -112,7 +114,8 @@ def newton_direction(net, theta, X, y, damping: float = 1e-3,
                      curvature: str = "hessian"):
     """Exact damped Newton direction d = -(f(H) + damping I)^{-1} g.
 
-    Implements eq. (27) (push-through, spectral ``"none"``), eq. (28) (spectral adjustment),
+    Implements eqs. (43)-(44) (structured: d = -E (f(S) + damping I)^{-1} b in the layer
+    basis, §15; ``hessian_factor(..., route="gram")`` gives the push-through (27) and (28)),
     eq. (33) (layer blocks) and eq. (37) (Gauss-Newton).
 
     Args:

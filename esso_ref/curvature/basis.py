@@ -66,11 +66,16 @@ class LayerBasis:
 class Basis:
     """E = blockdiag_m E_m for G groups of s samples, and A^T's coordinates Yt = Y^T.
 
+    The columns are ordered [I (x) Q_a parts of layers 1..L, Q_delta (x) N parts of layers
+    2..L], so that the J_l rows of Y^T, which touch only the first parts of layers 1..l
+    (eq. (41)), are zero beyond a prefix of the columns.
+
     Attributes:
         layers: [None, E_1, ..., E_L].
         Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (41).
         groups: G.
-        spans: [None, (start, end of I (x) Q_a part, end) of layer m's columns, ...].
+        spans: [None, (top, bottom) of layer m, ...]: the column slices of its I (x) Q_a part
+            and of its Q_delta (x) N part (empty without K rows).
     """
 
     state: State
@@ -79,10 +84,9 @@ class Basis:
     groups: int
     spans: list
 
-    def columns(self, m: int) -> tuple[slice, slice]:
-        """(columns of layers 1..m's top parts and bottoms before them, layer m's columns)."""
-        top_start, top_end, end = self.spans[m]
-        return slice(0, top_end), slice(top_start, end)
+    def prefix(self, m: int) -> slice:
+        """The columns of the I (x) Q_a parts of layers 1..m: all that J_l rows (l <= m) touch."""
+        return slice(0, self.spans[m][0].stop)
 
     @property
     def size(self) -> int:
@@ -91,18 +95,16 @@ class Basis:
 
     def expand(self, y):
         """E y for coordinates y of shape (G, k, q); returns (G, k, P), eq. (40)."""
-        xp, sizes, out, start = self.state.xp, self.state.net.sizes, [], 0
+        xp, sizes, out = self.state.xp, self.state.net.sizes, []
         for m in range(1, self.state.L + 1):
-            E = self.layers[m]
-            n_m, n_prev, k_a = sizes[m], sizes[m - 1], E.top
-            top = xp.reshape(y[..., start:start + n_m * k_a], (*y.shape[:2], n_m, k_a))
-            X = top @ xp.matrix_transpose(E.Q_a)[:, None, :, :]
-            start += n_m * k_a
+            E, (top, bottom) = self.layers[m], self.spans[m]
+            n_m, n_prev = sizes[m], sizes[m - 1]
+            c = xp.reshape(y[..., top], (*y.shape[:2], n_m, E.top))
+            X = c @ xp.matrix_transpose(E.Q_a)[:, None, :, :]
             if E.Q_delta is not None:
                 k_d, k_n = E.Q_delta.shape[-1], E.N.shape[-1]
-                bot = xp.reshape(y[..., start:start + k_d * k_n], (*y.shape[:2], k_d, k_n))
-                X = X + E.Q_delta[:, None, :, :] @ bot @ xp.matrix_transpose(E.N)[:, None, :, :]
-                start += k_d * k_n
+                c = xp.reshape(y[..., bottom], (*y.shape[:2], k_d, k_n))
+                X = X + E.Q_delta[:, None, :, :] @ c @ xp.matrix_transpose(E.N)[:, None, :, :]
             b = X[..., n_prev] if self.state.net.bias else None
             out.append((X[..., :n_prev], b))
         return flatten(out)
@@ -171,43 +173,44 @@ def _repeat(x, s: int):
 def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int, Yt, span) -> None:
     """Write the coordinate columns of layer m into Yt (B, r, q), eq. (41).
 
-    ``span`` = (start, end of the I (x) Q_a part, end) of layer m's columns; rows of A that do
-    not touch layer m keep their zeros.
+    ``span`` = (top, bottom): the column slices of layer m's two parts; rows of A that do not
+    touch layer m keep their zeros.
     """
     xp, B, sizes = state.xp, state.B, state.net.sizes
     n_m, n_prev, k_a = sizes[m], sizes[m - 1], E.top
-    start, top_end, end = span
+    top, bottom = span
     Q_a = _repeat(E.Q_a, s)
     c = (state.a_tilde(m - 1)[:, None, :] @ Q_a)[:, 0, :]
     T, first = transfer(state, m, rows.J)
     J_rows = slice(rows.J[first].start, rows.J[max(rows.J)].stop)
-    Yt[:, J_rows, start:top_end] = xp.reshape(T[:, :, :, None] * c[:, None, None, :],
-                                              (B, T.shape[1], n_m * k_a))
+    Yt[:, J_rows, top] = xp.reshape(T[:, :, :, None] * c[:, None, None, :],
+                                    (B, T.shape[1], n_m * k_a))
     if E.Q_delta is None:
         return
     delta = state.bwd.delta[m]
-    Yt[:, rows.K[m], start:top_end] = xp.reshape(
+    Yt[:, rows.K[m], top] = xp.reshape(
         Q_a[:, :n_prev, None, :] * delta[:, None, :, None], (B, n_prev, n_m * k_a))
     e = (delta[:, None, :] @ _repeat(E.Q_delta, s))[:, 0, :]
     N = _repeat(E.N, s)
-    Yt[:, rows.K[m], top_end:end] = xp.reshape(
-        e[:, None, :, None] * N[:, :n_prev, None, :], (B, n_prev, end - top_end))
+    Yt[:, rows.K[m], bottom] = xp.reshape(
+        e[:, None, :, None] * N[:, :n_prev, None, :], (B, n_prev, bottom.stop - bottom.start))
 
 
 def build_basis(state: State, rows, s: int) -> Basis:
     """E and Yt of eqs. (40)-(41) for groups of s consecutive samples (s = B or s = 1)."""
-    xp, B = state.xp, state.B
-    layers, spans, start = [None], [None], 0
-    for m in range(1, state.L + 1):
-        E = _layer_basis(state, m, s, with_k=m in rows.K)
-        layers.append(E)
-        top_end = start + state.net.sizes[m] * E.top
-        spans.append((start, top_end, start + E.size(state.net.sizes[m])))
-        start = spans[-1][2]
-    Yt = state.zeros((B, rows.r, start))
-    for m in range(1, state.L + 1):
+    xp, B, L, sizes = state.xp, state.B, state.L, state.net.sizes
+    layers = [None] + [_layer_basis(state, m, s, with_k=m in rows.K) for m in range(1, L + 1)]
+    tops = [sizes[m] * layers[m].top for m in range(1, L + 1)]
+    q_top, start, spans = sum(tops), 0, [None]
+    bottom = q_top
+    for m in range(1, L + 1):
+        width = layers[m].size(sizes[m]) - tops[m - 1]
+        spans.append((slice(start, start + tops[m - 1]), slice(bottom, bottom + width)))
+        start, bottom = start + tops[m - 1], bottom + width
+    Yt = state.zeros((B, rows.r, bottom))
+    for m in range(1, L + 1):
         _layer_columns(state, rows, m, layers[m], s, Yt, spans[m])
-    Yt = xp.reshape(Yt, (B // s, s * rows.r, start))
+    Yt = xp.reshape(Yt, (B // s, s * rows.r, bottom))
     return Basis(state, layers, Yt, B // s, spans)
 
 

@@ -172,32 +172,30 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
 def _core_sandwich(state: State, rows: Rows, basis, s: int):
     """S = Y C Y^T / s by the blocks of C (eq. (16)) and the zero pattern of Y (eq. (41)).
 
-    J_l rows of Y^T are zero beyond the columns of layers 1..l, K_l rows outside layer l's
-    columns, so S = Y_L^T Lam Y_L + sum_l (Y_l^T diag(h_l) Y_l + Y_l^T D_l Z_{l+1} + its
-    transpose), each product on its non-zero columns only (Y_l: J_l rows, Z_l: K_l rows).
+    J_l rows of Y^T are zero beyond the first parts of layers 1..l (`Basis.prefix`), K_l rows
+    outside layer l's two parts, so S = Y_L^T Lam Y_L + sum_l (Y_l^T diag(h_l) Y_l +
+    Y_l^T D_l Z_{l+1} + its transpose), each product on its non-zero columns only (Y_l: J_l
+    rows, Z_l: K_l rows).
     """
     xp, L, G = state.xp, state.L, basis.groups
-    q = basis.size
-    Y4 = xp.reshape(basis.Yt, (G, s, rows.r, q))
-    S = state.zeros((G, q, q))
-
-    def block(row_slice, cols):
-        return Y4[:, :, row_slice, cols]
+    Y4 = xp.reshape(basis.Yt, (G, s, rows.r, basis.size))
+    S = state.zeros((G, basis.size, basis.size))
 
     def flat(Z):
         return xp.reshape(Z, (G, Z.shape[1] * Z.shape[2], Z.shape[3]))
 
-    pre = basis.columns(L)[0]
-    Y = block(rows.J[L], pre)
+    pre = basis.prefix(L)
+    Y = Y4[:, :, rows.J[L], pre]
     LamY = xp.reshape(state.Lam, (G, s, *state.Lam.shape[1:])) @ Y
     S[:, pre, pre] = xp.matrix_transpose(flat(Y)) @ flat(LamY)
     for l in range(1, L):
-        pre, own = basis.columns(l)[0], basis.columns(l + 1)[1]
-        Y = block(rows.J[l], pre)
+        pre = basis.prefix(l)
+        Yl = xp.matrix_transpose(flat(Y4[:, :, rows.J[l], pre]))
         h = xp.reshape(state.h[l], (G, s, -1, 1))
         D = xp.reshape(state.fwd.dphi[l], (G, s, -1, 1))
-        S[:, pre, pre] += xp.matrix_transpose(flat(Y)) @ flat(h * Y)
-        X = xp.matrix_transpose(flat(Y)) @ flat(D * block(rows.K[l + 1], own))
-        S[:, pre, own] += X
-        S[:, own, pre] += xp.matrix_transpose(X)
+        S[:, pre, pre] += Yl @ flat(h * Y4[:, :, rows.J[l], pre])
+        for own in basis.spans[l + 1]:
+            X = Yl @ flat(D * Y4[:, :, rows.K[l + 1], own])
+            S[:, pre, own] += X
+            S[:, own, pre] += xp.matrix_transpose(X)
     return S / s if s > 1 else S
