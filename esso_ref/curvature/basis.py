@@ -116,28 +116,32 @@ def _complete_basis(M, k: int):
     return Q[..., :k], Q[..., k:]
 
 
-def _unit(v):
+def _scaled(xp, v):
+    """Each row of v divided by its largest |entry| (zero rows stay): no under- or overflow."""
+    big = xp.max(xp.abs(v), axis=-1, keepdims=True)
+    return v / xp.where(big > 0, big, 1.0)
+
+
+def _unit(xp, v):
     """The unit vector v / |v| as (G, n, 1) for v (G, n); e_1 where v = 0 (spans v)."""
-    xp = array_api_compat.array_namespace(v)
-    norm = xp.linalg.vector_norm(v, axis=-1, keepdims=True)
-    u = v / xp.where(norm > 0, norm, 1.0)
+    w = _scaled(xp, v)
+    norm = xp.sqrt(xp.sum(w * w, axis=-1, keepdims=True))
+    u = w / xp.where(norm > 0, norm, 1.0)
     u[:, 0] = xp.where(norm[:, 0] > 0, u[:, 0], 1.0)
     return u[..., None]
 
 
-def _reflector_basis(v, eye):
+def _reflector_basis(xp, v, eye):
     """(q, N) for v (G, n): I - 2 w w^T / w^T w with w = v + sign(v_1) |v| e_1, split.
 
     The Householder reflector of one column (what a complete QR of an n x 1 matrix computes),
     in closed form: its first column spans v, the others are N. v is first divided by its
     largest entry, so w^T w >= 1 cannot underflow; v = 0 gives I. ``eye``: I_n.
     """
-    xp = array_api_compat.array_namespace(v)
-    big = xp.max(xp.abs(v), axis=-1, keepdims=True)
-    w = v / xp.where(big > 0, big, 1.0)
-    norm = xp.linalg.vector_norm(w, axis=-1)
+    w = _scaled(xp, v)
+    norm = xp.sqrt(xp.sum(w * w, axis=-1))
     w[:, 0] += xp.where(w[:, 0] >= 0, norm, -norm)
-    beta = xp.vecdot(w, w)
+    beta = xp.sum(w * w, axis=-1)
     coef = xp.where(beta > 0, 2.0 / xp.where(beta > 0, beta, 1.0), 0.0)
     Q = eye - coef[:, None, None] * (w[:, :, None] * w[:, None, :])
     return Q[..., :1], Q[..., 1:]
@@ -149,9 +153,9 @@ def _layer_basis(state: State, m: int, s: int, with_k: bool) -> LayerBasis:
     a_t = state.a_tilde(m - 1)
     if s == 1:
         if not with_k:
-            return LayerBasis(_unit(a_t), None, None)
-        Q_a, N = _reflector_basis(a_t, state.eye(a_t.shape[1]))
-        return LayerBasis(Q_a, N, _unit(state.bwd.delta[m]))
+            return LayerBasis(_unit(xp, a_t), None, None)
+        Q_a, N = _reflector_basis(xp, a_t, state.eye(a_t.shape[1]))
+        return LayerBasis(Q_a, N, _unit(xp, state.bwd.delta[m]))
     n_t = a_t.shape[1]
     A_g = xp.matrix_transpose(xp.reshape(a_t, (B // s, s, n_t)))
     if not with_k:
