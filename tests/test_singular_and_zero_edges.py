@@ -15,6 +15,7 @@ from esso_ref.problems import random_problem
     lambda net, th, X, y, s: er.newton_direction(net, th, X, y, 1e-300, s, method="layerwise"),
     lambda net, th, X, y, s: er.per_sample_directions(net, th, X, y, 1e-300, s),
 ], ids=["B1", "B2", "dense", "layerwise", "per_sample"])
+@pytest.mark.filterwarnings("error::RuntimeWarning")   # the raise comes without an overflow
 def test_tiny_damping_is_singular_on_every_route(call, spectral):
     net = er.MLP([3, 4, 2], "tanh", "cross_entropy")     # P = 26 > r: H has exact zeros
     theta, X, y = random_problem(net, 2, 0)

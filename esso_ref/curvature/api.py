@@ -26,6 +26,7 @@ from .spectral import (
     check_direction,
     check_spectral,
     f_at_zero,
+    norms,
 )
 from .state import State, prepare
 
@@ -94,7 +95,7 @@ def _dense_newton(H, g, lam: float, spectral, num_zeros: int):
         f = adjust(spectral, mu)
         d = -(V @ ((xp.matrix_transpose(V) @ g) / (f + lam)))
         scale = float(xp.linalg.vector_norm(f))
-    check_direction(float(xp.linalg.vector_norm(g)), float(xp.linalg.vector_norm(d)), scale,
+    check_direction(norms(g[None, :])[0], norms(d[None, :])[0], scale,
                     lam, int(H.shape[0]), num_zeros, float(xp.finfo(H.dtype).eps),
                     f_at_zero(spectral, H), adjusted=spectral != "none")
     return d

@@ -33,6 +33,7 @@ from .spectral import (
     adjust,
     check_direction,
     f_at_zero,
+    norms,
     user_stacklevel,
 )
 from .state import State
@@ -104,8 +105,7 @@ class Coordinates:
     def _check(self, y, lam: float, spectral, scale: list) -> None:
         """Apply the singular-to-working-precision rule and the descent test to every group."""
         xp = self.xp
-        g_norm = [float(v) for v in xp.sqrt(xp.vecdot(self.b, self.b))]
-        d_norm = [float(v) for v in xp.sqrt(xp.vecdot(y, y))]
+        g_norm, d_norm = norms(self.b), norms(y)
         eps = float(xp.finfo(self.S.dtype).eps)
         f0 = f_at_zero(spectral, self.S)
         for k in range(self.S.shape[0]):

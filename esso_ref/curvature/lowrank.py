@@ -33,6 +33,7 @@ from .spectral import (
     check_direction,
     check_spectral,
     f_at_zero,
+    norms,
     user_stacklevel,
 )
 
@@ -216,7 +217,7 @@ class LowRank:
             c = xp.matrix_transpose(Wv) @ (sq * (xp.matrix_transpose(U) @ (d * self.u)))
         f = adjust(spectral, mu)
         y = c / (f + lam)
-        check_direction(_sqrt(xp.vecdot(c, c)), _sqrt(xp.vecdot(y, y)),
+        check_direction(norms(c[None, :])[0], norms(y[None, :])[0],
                         float(xp.linalg.vector_norm(f)), lam, int(mu.shape[0]),
                         self.num_params - int(mu.shape[0]),
                         float(xp.finfo(self.u.dtype).eps), f_at_zero(spectral, mu))

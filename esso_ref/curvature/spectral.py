@@ -31,6 +31,7 @@ __all__ = [
     "check_direction",
     "check_spectral",
     "f_at_zero",
+    "norms",
     "user_stacklevel",
 ]
 
@@ -124,6 +125,19 @@ def adjust(spectral: str | Callable, mu):
     if bool(xp.any(out < 0)):
         raise ValueError(f"expected spectral(mu) >= 0, got minimum {float(xp.min(out))}")
     return out
+
+
+def norms(v) -> list[float]:
+    """|v_k| for every row v_k of v (G, n), as host floats; scaled, so no square overflows.
+
+    A direction near a singular system can hold entries near 1e300: its norm is then found
+    (and the singular rule applied) without an overflow.
+    """
+    xp = array_api_compat.array_namespace(v)
+    big = xp.max(xp.abs(v), axis=-1, keepdims=True)
+    w = v / xp.where(big > 0, big, 1.0)
+    return [float(b) * math.sqrt(float(s))
+            for b, s in zip(big[..., 0], xp.sum(w * w, axis=-1), strict=True)]
 
 
 def f_at_zero(spectral, like) -> float:
