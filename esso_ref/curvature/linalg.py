@@ -65,11 +65,12 @@ def solve_shifted(S, lam: float, b):
     symmetric only up to rounding: then the system solved is S^T + lam I, as accurate).
     """
     xp = array_api_compat.array_namespace(S)
-    M = xp.asarray(S, copy=True)
-    diag = xp.arange(S.shape[-1], device=array_api_compat.device(S))
-    M[..., diag, diag] += lam
     if not array_api_compat.is_numpy_namespace(xp):
-        return solve(M, b[..., None])[..., 0]
+        eye = xp.eye(S.shape[-1], dtype=S.dtype, device=array_api_compat.device(S))
+        return solve(S + lam * eye, b[..., None])[..., 0]
+    M = xp.asarray(S, copy=True)
+    diag = xp.arange(S.shape[-1])
+    M[..., diag, diag] += lam
     gesv = _lapack("gesv", M)
     x = xp.empty_like(b)
     for k in range(M.shape[0]):
