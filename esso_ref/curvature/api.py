@@ -116,8 +116,8 @@ def newton_direction(net, theta, X, y, damping: float = 1e-3,
     """Exact damped Newton direction d = -(f(H) + damping I)^{-1} g.
 
     Implements eqs. (43)-(44) (structured: d = -E (f(S) + damping I)^{-1} b in the layer
-    basis, §15; ``hessian_factor(..., route="gram")`` gives the push-through (27) and (28)),
-    eq. (33) (layer blocks) and eq. (37) (Gauss-Newton).
+    basis, §15; ``hessian_factor(..., route="gram")`` gives eq. (27), the push-through, and
+    eq. (28)), eq. (33) (layer blocks) and eq. (37) (Gauss-Newton).
 
     Args:
         net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
