@@ -17,6 +17,7 @@ pytest.importorskip("dask")
 
 import esso_ref as er
 from esso_ref.analysis import AnalysisConfig, StoreMismatch, analyze, load, resolve, verify_store
+from esso_ref.analysis.store import DEFAULT_CHUNK
 from esso_ref.cli import main
 
 EPS = np.finfo(np.float64).eps
@@ -169,7 +170,8 @@ def test_mixed_runs_refused_unless_overwrite(reference, tmp_path):
         with pytest.raises(StoreMismatch, match="another run"):
             analyze(_config(**change), path, progress=False)
     report = analyze(_config(seed=4, batch_size=None), path, overwrite=True, progress=False)
-    assert report["computed_chunks"] == list(range(2))
+    assert report["computed_chunks"] == list(range(-(-96 // DEFAULT_CHUNK)))  # all, new chunking
+    assert load(path)["meta"]["chunk_size"] == DEFAULT_CHUNK
     assert load(path)["meta"]["theta_sha256"] != load(reference[0])["meta"]["theta_sha256"]
 
 
@@ -279,3 +281,4 @@ def test_core_imports_without_dask_and_zarr():
             "sys.modules['distributed'] = None; import esso_ref, esso_ref.cli; "
             "esso_ref.cli.build_parser(); import esso_ref.analysis")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+

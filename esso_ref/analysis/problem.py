@@ -38,7 +38,7 @@ class AnalysisConfig:
         dtype: ``"float64"`` or ``"float32"``.
         ggn: also compute the Gauss-Newton spectra.
         batch_size: B of the disjoint mini-batch spectra (None: none); needs B r <= P.
-        chunk_size: samples per store chunk, a multiple of 16 (None: 64, or the existing
+        chunk_size: samples per store chunk, a multiple of 16 (None: 256, or the existing
             store's).
         backend: ``"numpy"`` or ``"cupy"`` (arrays move to the backend inside each task).
     """
