@@ -282,3 +282,23 @@ def test_core_imports_without_dask_and_zarr():
             "esso_ref.cli.build_parser(); import esso_ref.analysis")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
+
+def _blas_threads(own_process):
+    import numpy  # noqa: F401  (its BLAS loaded, as in a task)
+    from threadpoolctl import threadpool_info
+
+    return sorted({lib["num_threads"] for lib in threadpool_info()})
+
+
+def test_process_workers_run_one_blas_thread(monkeypatch):
+    from tqdm import tqdm
+
+    from esso_ref.analysis.execute import _local
+
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    with tqdm(disable=True) as bar:  # every library of every worker, whatever the task
+        assert _local([(_blas_threads, ())] * 3, "processes", 2, bar) == [[1]] * 3
+    assert not any(name in os.environ for name in names)  # this process's setting restored
+
