@@ -302,3 +302,16 @@ def test_process_workers_run_one_blas_thread(monkeypatch):
         assert _local([(_blas_threads, ())] * 3, "processes", 2, bar) == [[1]] * 3
     assert not any(name in os.environ for name in names)  # this process's setting restored
 
+
+def test_bench_runs_and_reports_its_ratios(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "esso_ref.analysis.bench", "--quick"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for part, keys in (("overhead", ("ratio", "ratio_sync", "samples")),
+                       ("scaling", ("speed_up", "one_worker_s", "two_workers_s")),
+                       ("estimate", ("estimate_60000_s", "worker_peak_rss_mib",
+                                     "store_bytes_per_sample"))):
+        for key in keys:
+            assert math.isfinite(out[part][key]) and out[part][key] > 0, (part, key)
