@@ -34,9 +34,9 @@ def sample_task(target: Target, k: int, a: int, spec: dict, theta, X, y, curvatu
         single_thread_blas(keep=True)
     values = sample_block(spec, theta, X, y, curvatures, a, backend)
     rows = slice(a, a + X.shape[0])
-    flat = [values[c][name] for c in curvatures for name in ("eigenvalues", *STATISTICS)]
-    commit(target, [(name, rows, v) for name, v in zip(_sample_names(curvatures), flat,
-                                                     strict=True)], ("samples", k))
+    writes = [(f"{c}/{name}", rows, values[c][name])
+              for c in curvatures for name in ("eigenvalues", *STATISTICS)]
+    commit(target, writes, ("samples", k))  # the order of _sample_names
     return k
 
 
