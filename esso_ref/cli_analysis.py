@@ -42,7 +42,7 @@ def _add_analyze(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="also exact spectra of disjoint mini-batches of this size (B r <= P)")
     p.add_argument("--chunk-size", type=int, default=None,
-                   help="samples per chunk, a multiple of 16 (64)")
+                   help="samples per chunk, a multiple of 16 (256)")
     p.add_argument("--backend", default="numpy", help="numpy or cupy (inside each task)")
     p.add_argument("--scheduler", default="threads", help="threads, sync or processes")
     p.add_argument("--workers", type=int, default=None, help="local threads / processes")

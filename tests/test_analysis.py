@@ -17,6 +17,7 @@ pytest.importorskip("dask")
 
 import esso_ref as er
 from esso_ref.analysis import AnalysisConfig, StoreMismatch, analyze, load, resolve, verify_store
+from esso_ref.analysis.store import DEFAULT_CHUNK
 from esso_ref.cli import main
 
 EPS = np.finfo(np.float64).eps
@@ -169,7 +170,8 @@ def test_mixed_runs_refused_unless_overwrite(reference, tmp_path):
         with pytest.raises(StoreMismatch, match="another run"):
             analyze(_config(**change), path, progress=False)
     report = analyze(_config(seed=4, batch_size=None), path, overwrite=True, progress=False)
-    assert report["computed_chunks"] == list(range(2))
+    assert report["computed_chunks"] == list(range(-(-96 // DEFAULT_CHUNK)))  # all, new chunking
+    assert load(path)["meta"]["chunk_size"] == DEFAULT_CHUNK
     assert load(path)["meta"]["theta_sha256"] != load(reference[0])["meta"]["theta_sha256"]
 
 
@@ -279,3 +281,37 @@ def test_core_imports_without_dask_and_zarr():
             "sys.modules['distributed'] = None; import esso_ref, esso_ref.cli; "
             "esso_ref.cli.build_parser(); import esso_ref.analysis")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def _blas_threads(own_process):
+    import numpy  # noqa: F401  (its BLAS loaded, as in a task)
+    from threadpoolctl import threadpool_info
+
+    return sorted({lib["num_threads"] for lib in threadpool_info()})
+
+
+def test_process_workers_run_one_blas_thread(monkeypatch):
+    from tqdm import tqdm
+
+    from esso_ref.analysis.execute import _local
+
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    with tqdm(disable=True) as bar:  # every library of every worker, whatever the task
+        assert _local([(_blas_threads, ())] * 3, "processes", 2, bar) == [[1]] * 3
+    assert not any(name in os.environ for name in names)  # this process's setting restored
+
+
+def test_bench_runs_and_reports_its_ratios(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "esso_ref.analysis.bench", "--quick"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for part, keys in (("overhead", ("ratio", "ratio_sync", "samples")),
+                       ("scaling", ("speed_up", "one_worker_s", "two_workers_s")),
+                       ("estimate", ("estimate_60000_s", "worker_peak_rss_mib",
+                                     "store_bytes_per_sample"))):
+        for key in keys:
+            assert math.isfinite(out[part][key]) and out[part][key] > 0, (part, key)

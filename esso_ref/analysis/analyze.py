@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from .chunks import batch_task, sample_task, scan
+from .commit import Target
 from .execute import SCHEDULERS, connect, run_tasks
 from .problem import AnalysisConfig, resolve
 from .store import create, open_existing
@@ -44,10 +45,11 @@ def _check_run(scheduler: str, workers, address) -> None:
 
 def _tasks(path: str, problem, meta: dict, todo: dict, backend: str) -> list:
     spec, theta, X, y = problem.net_spec(), problem.theta, problem.X, problem.y
+    target = Target(path, meta["created"])
     curvatures, C, B = list(meta["rank"]), meta["chunk_size"], meta["batch_size"]
-    tasks = [(sample_task, (path, k, k * C, spec, theta, X[k * C:(k + 1) * C],
+    tasks = [(sample_task, (target, k, k * C, spec, theta, X[k * C:(k + 1) * C],
                             y[k * C:(k + 1) * C], curvatures, backend)) for k in todo["samples"]]
-    tasks += [(batch_task, (path, j, spec, theta, X[j * B:(j + 1) * B], y[j * B:(j + 1) * B],
+    tasks += [(batch_task, (target, j, spec, theta, X[j * B:(j + 1) * B], y[j * B:(j + 1) * B],
                             curvatures, backend)) for j in todo["batches"]]
     return tasks
 

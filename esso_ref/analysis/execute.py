@@ -1,17 +1,20 @@
 """Run the missing chunks of an analysis on Dask: in this process, local processes or a cluster.
 
 - ``scheduler="threads"`` (default) or ``"sync"``: Dask's in-process schedulers, no set-up;
-- ``scheduler="processes"``: Dask's local process pool (``workers`` processes);
+- ``scheduler="processes"``: Dask's local process pool (``workers`` processes), handed one
+  task (one chunk) at a time;
 - ``address="tcp://HOST:PORT"``: a dask.distributed scheduler started by the user
   (``dask scheduler`` and ``dask worker ...``), reached within ``timeout`` seconds.
 
-BLAS runs with one thread per task (threadpoolctl): in this process for the in-process
-schedulers, and in each worker process otherwise.
+BLAS runs with one thread (threadpoolctl): in this process for the in-process schedulers, in
+each local worker process from its start (initializer, and the ``*_NUM_THREADS`` variables it
+inherits), and at the start of every task on a dask.distributed worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 __all__ = ["SCHEDULERS", "connect", "run_tasks"]
@@ -56,6 +59,40 @@ def _bar(total: int, progress: bool):
     return tqdm(total=total, disable=not progress, desc="esso-ref analyze", unit="chunk")
 
 
+_BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _worker_start() -> None:
+    """Initializer of each local worker process: one BLAS thread from its first task on."""
+    from .compute import single_thread_blas
+
+    single_thread_blas(keep=True)
+
+
+# Local process pool: each task is one whole chunk (coarse), so hand them out one at a time
+# (Dask's default batches 6 per submission, which leaves one worker idle at the end).
+_POOL = {"chunksize": 1, "initializer": _worker_start}
+
+
+@contextlib.contextmanager
+def _one_blas_thread_children():
+    """Worker processes started in this block inherit one BLAS thread from the environment.
+
+    (They also call :func:`_worker_start`; the environment keeps OpenBLAS from starting a
+    thread per core at import, before that call.)
+    """
+    saved = {name: os.environ.get(name) for name in _BLAS_VARIABLES}
+    os.environ.update(dict.fromkeys(_BLAS_VARIABLES, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _local(tasks: list, scheduler: str, workers: int | None, bar) -> list:
     """Run delayed-style (func, args) tasks with a Dask local scheduler, updating ``bar``."""
     dask = _dask()
@@ -67,11 +104,14 @@ def _local(tasks: list, scheduler: str, workers: int | None, bar) -> list:
         def _posttask(self, key, result, dsk, state, worker_id):
             bar.update(1)
 
-    delayed = [dask.delayed(f, pure=False)(*args, own_process=scheduler == "processes")
-               for f, args in tasks]
-    limits = single_thread_blas(keep=False) if scheduler != "processes" else None
-    with limits or contextlib.nullcontext(), _Progress():
-        return list(dask.compute(*delayed, scheduler=scheduler, num_workers=workers))
+    delayed = [dask.delayed(f, pure=False)(*args, own_process=False) for f, args in tasks]
+    if scheduler == "processes":
+        limits, options = _one_blas_thread_children(), _POOL
+    else:
+        limits, options = single_thread_blas(keep=False), {}
+    with limits, _Progress():
+        return list(dask.compute(*delayed, scheduler=scheduler, num_workers=workers,
+                                 **options))
 
 
 def _distributed(tasks: list, client, bar) -> list:

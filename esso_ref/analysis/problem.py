@@ -38,7 +38,7 @@ class AnalysisConfig:
         dtype: ``"float64"`` or ``"float32"``.
         ggn: also compute the Gauss-Newton spectra.
         batch_size: B of the disjoint mini-batch spectra (None: none); needs B r <= P.
-        chunk_size: samples per store chunk, a multiple of 16 (None: 64, or the existing
+        chunk_size: samples per store chunk, a multiple of 16 (None: 256, or the existing
             store's).
         backend: ``"numpy"`` or ``"cupy"`` (arrays move to the backend inside each task).
     """
@@ -92,7 +92,7 @@ def sha256(*arrays) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(a.data)  # the C-order bytes, without copying them
     return h.hexdigest()
 
 
@@ -139,7 +139,7 @@ def resolve(config: AnalysisConfig, data=None) -> Problem:
     if net.sizes[0] != X.shape[1] or net.loss_name != data.loss:
         raise ValueError(f"expected a network with n_0 = {X.shape[1]} and loss {data.loss} for "
                          f"{data.name}, got {net!r}")
-    X, theta = X.astype(config.dtype), theta.astype(config.dtype)
+    X, theta = X.astype(config.dtype, copy=False), theta.astype(config.dtype)
     if data.loss == "mse":
         y = y.astype(config.dtype)
     identity = {"sizes": list(net.sizes), "activation": net.activation, "loss": net.loss_name,

@@ -17,6 +17,7 @@ truncated file) is detected and the chunk recomputed.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import shutil
@@ -29,7 +30,7 @@ from .compute import STATISTICS
 __all__ = ["FORMAT_VERSION", "StoreMismatch", "chunk_checksum", "create", "open_existing"]
 
 FORMAT_VERSION = 1
-DEFAULT_CHUNK = 64
+DEFAULT_CHUNK = 256
 _NOT_IDENTITY = ("checkpoint",)
 
 
@@ -51,7 +52,7 @@ def chunk_checksum(parts) -> int:
     for a in parts:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(a.data)  # the C-order bytes, without copying them
     return int.from_bytes(h.digest()[:8], "little") | 1
 
 
@@ -73,38 +74,49 @@ def layout(identity: dict, chunk_size: int) -> dict:
             **identity}
 
 
-def _arrays(group, meta: dict, dtype: str) -> None:
+def _specs(meta: dict, dtype: str, y: np.ndarray) -> dict:
+    """Every array of the store: path -> shape, chunks, dtype and fill value."""
     N, C, M = meta["num_samples"], meta["chunk_size"], meta["num_batches"]
-    for curvature, r in meta["rank"].items():
-        g = group.create_group(curvature)
-        g.create_array("eigenvalues", shape=(N, r), chunks=(C, r), dtype=dtype, fill_value=0)
+    label = "labels" if meta["loss"] == "cross_entropy" else "targets"
+    specs = {label: dict(shape=y.shape, chunks=(C, *y.shape[1:]), dtype=y.dtype, fill_value=0)}
+    for c, r in meta["rank"].items():
+        specs[f"{c}/eigenvalues"] = dict(shape=(N, r), chunks=(C, r), dtype=dtype, fill_value=0)
         for name in STATISTICS:
             kind = "int64" if name in ("num_zeros", "negative") else dtype
-            g.create_array(name, shape=(N,), chunks=(C,), dtype=kind, fill_value=0)
+            specs[f"{c}/{name}"] = dict(shape=(N,), chunks=(C,), dtype=kind, fill_value=0)
         if M:
             width = meta["batch_size"] * r
-            g.create_array("batch_eigenvalues", shape=(M, width), chunks=(1, width),
-                           dtype=dtype, fill_value=float("nan"))
-            g.create_array("batch_num_zeros", shape=(M,), chunks=(1,), dtype="int64",
-                           fill_value=0)
-    done = group.create_group("_done")
-    done.create_array("samples", shape=(meta["num_chunks"],), chunks=(1,), dtype="uint64",
-                      fill_value=0)
-    done.create_array("batches", shape=(max(M, 1),), chunks=(1,), dtype="uint64", fill_value=0)
+            specs[f"{c}/batch_eigenvalues"] = dict(shape=(M, width), chunks=(1, width),
+                                                   dtype=dtype, fill_value=float("nan"))
+            specs[f"{c}/batch_num_zeros"] = dict(shape=(M,), chunks=(1,), dtype="int64",
+                                                 fill_value=0)
+    specs["_done/samples"] = dict(shape=(meta["num_chunks"],), chunks=(1,), dtype="uint64",
+                                  fill_value=0)
+    specs["_done/batches"] = dict(shape=(max(M, 1),), chunks=(1,), dtype="uint64",
+                                  fill_value=0)
+    return specs
+
+
+async def _create(path: str, meta: dict, specs: dict, y: np.ndarray) -> None:
+    """Write the group, its sub-groups and arrays concurrently, then the labels / targets."""
+    from zarr.api.asynchronous import open_group
+
+    group = await open_group(store=path, mode="w", zarr_format=3, attributes={"esso_ref": meta})
+    folders = dict.fromkeys(name.split("/")[0] for name in specs if "/" in name)
+    await asyncio.gather(*(group.create_group(folder) for folder in folders))
+    arrays = await asyncio.gather(*(group.create_array(name, **spec)
+                                    for name, spec in specs.items()))
+    await arrays[0].setitem(slice(None), y)
 
 
 def create(path, identity: dict, chunk_size: int | None, y: np.ndarray):
     """A new store at ``path`` with its attributes, labels / targets and empty arrays."""
     zarr = _zarr()
+    from zarr.core.sync import sync
+
     meta = layout(identity, chunk_size or DEFAULT_CHUNK)
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    group.attrs["esso_ref"] = meta
-    name = "labels" if identity["loss"] == "cross_entropy" else "targets"
-    arr = group.create_array(name, shape=y.shape, chunks=(meta["chunk_size"], *y.shape[1:]),
-                             dtype=y.dtype, fill_value=0)
-    arr[...] = y
-    _arrays(group, meta, identity["dtype"])
-    return group
+    sync(_create(str(path), meta, _specs(meta, identity["dtype"], y), y))
+    return zarr.open_group(str(path), mode="r+")
 
 
 def read_meta(path) -> dict:
