@@ -36,6 +36,8 @@ def _blas_libraries() -> list:
     """The threadpoolctl controllers of the loaded BLAS libraries (found once, [] without it)."""
     global _LIBS
     if _LIBS is None:
+        import scipy.linalg  # noqa: F401  (SciPy's own BLAS, used by linalg.solve_shifted)
+
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - threadpoolctl is a dependency

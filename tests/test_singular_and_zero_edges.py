@@ -59,3 +59,17 @@ def test_complex_spectral_callable_is_rejected():
     for method in ("structured", "layerwise", "dense"):
         with pytest.raises(ValueError, match="real floating"):
             er.newton_direction(net, theta, X, y, 0.1, lambda mu: np.abs(mu) + 0j, method=method)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("kwargs", [{}, {"spectral": "abs"}, {"method": "dense"},
+                                    {"method": "dense", "spectral": "clip"},
+                                    {"method": "layerwise"}])
+def test_huge_but_well_conditioned_curvature_is_not_called_singular(kwargs):
+    # H = 2 X^2 / n_L I = 1e200 I: |H|_F squared would overflow; d = -H^{-1} g = -theta exactly
+    net = er.MLP([1, 2], "tanh", "mse", bias=False)
+    theta, X, y = np.array([0.5, -0.25]), np.array([[1e100]]), np.array([[1.0, 2.0]])
+    d = er.newton_direction(net, theta, X, y, 1e-3, **kwargs)
+    np.testing.assert_allclose(d, -theta, rtol=1e-12)
+    D, _ = er.per_sample_directions(net, theta, X, y, 1e-3)
+    np.testing.assert_allclose(D[0], -theta, rtol=1e-12)

@@ -89,12 +89,12 @@ def _dense_newton(H, g, lam: float, spectral, num_zeros: int):
                 f"H + damping I is singular to working precision for damping = {lam:g}: {err}; "
                 "use a larger "
                 "damping or a spectral adjustment ('abs', 'clip')") from err
-        scale = float(xp.linalg.matrix_norm(H))
+        scale = norms(xp.reshape(H, (1, -1)))[0]
     else:
         mu, V = linalg.eigh(H)
         f = adjust(spectral, mu)
         d = -(V @ ((xp.matrix_transpose(V) @ g) / (f + lam)))
-        scale = float(xp.linalg.vector_norm(f))
+        scale = norms(f[None, :])[0]
     check_direction(norms(g[None, :])[0], norms(d[None, :])[0], scale,
                     lam, int(H.shape[0]), num_zeros, float(xp.finfo(H.dtype).eps),
                     f_at_zero(spectral, H), adjusted=spectral != "none")

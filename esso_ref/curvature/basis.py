@@ -18,8 +18,9 @@ coordinates Y of A^T = E Y (E = blockdiag_m E_m) in closed form:
     J row of sample i:     t (x) (Q_a^T ã^i)                  (top part of layer m)
     K_m row j of sample i: delta^i (x) Q_a[j, :]  and  (Q_delta^T delta^i) (x) N[j, :].
 
-With k_a = min(s, ñ) and k_delta = min(s, n_m) taken from complete Householder QR
-factorisations, no rank decision is made. One sample (s = 1) gives q = r coordinates with
+With k_a = min(s, ñ) and k_delta = min(s, n_m) taken from Householder QR factorisations
+(complete where N is needed; for one sample the same reflectors in closed form), no rank
+decision is made. One sample (s = 1) gives q = r coordinates with
 biases (q = r - (L - 1) without), a mini-batch gives q_B = B r - (L - 1) B (B - 1) (exactly the
 rank deficiency of its Gram matrix): A^T is represented by a q x (s r) matrix Y with
 Y^T Y = G, computed without squaring anything.

@@ -83,9 +83,7 @@ class Coordinates:
 
     def frobenius(self):
         """|H_g|_F = |S_g|_F for every group, as host floats."""
-        xp = self.xp
-        flat = xp.reshape(self.S, (self.S.shape[0], -1))
-        return [float(v) for v in xp.sqrt(xp.vecdot(flat, flat))]
+        return norms(self.xp.reshape(self.S, (self.S.shape[0], -1)))
 
     def newton(self, lam: float, spectral: str | Callable = "none"):
         """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
@@ -98,7 +96,7 @@ class Coordinates:
             f = xp.reshape(adjust(spectral, xp.reshape(mu, (-1,))), mu.shape)
             c = (xp.matrix_transpose(V) @ self.b[..., None])[..., 0] / (f + lam)
             y = (V @ c[..., None])[..., 0]
-            scale = [float(v) for v in xp.linalg.vector_norm(f, axis=-1)]
+            scale = norms(f)
         self._check(y, lam, spectral, scale)
         return -self.expand(y[:, None, :])[:, 0, :]
 

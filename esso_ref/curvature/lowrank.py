@@ -218,7 +218,7 @@ class LowRank:
         f = adjust(spectral, mu)
         y = c / (f + lam)
         check_direction(norms(c[None, :])[0], norms(y[None, :])[0],
-                        float(xp.linalg.vector_norm(f)), lam, int(mu.shape[0]),
+                        norms(f[None, :])[0], lam, int(mu.shape[0]),
                         self.num_params - int(mu.shape[0]),
                         float(xp.finfo(self.u.dtype).eps), f_at_zero(spectral, mu))
         if self.route == "qr":

@@ -84,7 +84,7 @@ class State:
         return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
 
     def a_tilde(self, l: int):
-        """ã_l = [a_l, 1] (or a_l without biases), shape (B, n_l (+1)); made once, do not modify."""
+        """ã_l = [a_l, 1] (a_l itself without biases), (B, n_l (+1)); shared: never modify."""
         a = self.fwd.a[l]
         if not self.net.bias:
             return a
