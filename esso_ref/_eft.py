@@ -10,14 +10,14 @@ is carried along to working accuracy.
 
 from __future__ import annotations
 
-import array_api_compat
+from .backend import xp_of
 
 __all__ = ["dd_add", "dd_mul", "exp_neg_square", "exp_neg_square_scaled", "exp_scaled", "split",
            "square", "two_prod", "two_sum"]
 
 def _single(a) -> bool:
     """True for float32 / complex64 data (no subnormal guard needed at their exponent range)."""
-    return array_api_compat.array_namespace(a).finfo(a.dtype).eps > 1e-10
+    return xp_of(a).finfo(a.dtype).eps > 1e-10
 
 
 def split(a):
@@ -78,7 +78,7 @@ def exp_scaled(ah, al):
     ``m`` first and by ``scale`` last, so a result in the normal range is never assembled
     from an intermediate that lost bits in the subnormal range.
     """
-    xp = array_api_compat.array_namespace(ah)
+    xp = xp_of(ah)
     one = xp.ones_like(ah)
     if _single(ah):  # 2**-512 is 0 in float32; its results are float32-accurate as they are
         return xp.exp(ah) * xp.exp(al), one

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import math
 
-import array_api_compat
-
 from ._eft import exp_neg_square, exp_neg_square_scaled
+from .backend import xp_of
 
 __all__ = ["erf", "erfc", "normal_cdf", "normal_parts", "normal_pdf"]
 
@@ -47,7 +46,7 @@ _RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def _xp(t):
-    return array_api_compat.array_namespace(t)
+    return xp_of(t)
 
 
 def _re(t):

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import array_api_compat
-
 from ._eft import dd_add, dd_mul, exp_scaled, split, square
 from ._erf import normal_parts
+from .backend import xp_of
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
@@ -25,7 +24,7 @@ Fn = Callable[..., object]
 
 
 def _xp(z):
-    return array_api_compat.array_namespace(z)
+    return xp_of(z)
 
 
 def _re(z):

@@ -25,6 +25,7 @@ __all__ = [
     "namespace_name",
     "to_host",
     "to_namespace",
+    "xp_of",
 ]
 
 _MODULES = {"numpy": "numpy", "cupy": "cupy", "array_api_strict": "array_api_strict"}
@@ -34,6 +35,22 @@ def namespace_name(xp: ModuleType) -> str:
     """Return a short, readable name of an array namespace (``"numpy"``, ``"cupy"``, ...)."""
     name = getattr(xp, "__name__", str(xp))
     return name.removeprefix("array_api_compat.")
+
+
+_BY_TYPE: dict[type, ModuleType] = {}
+
+
+def xp_of(x: Any) -> ModuleType:
+    """``array_api_compat.array_namespace(x)`` for one array, remembered per array type.
+
+    The namespace depends only on the type of the array, and the curvature routes ask for it
+    dozens of times per call: the lookup is done once per type.
+    """
+    kind = type(x)
+    xp = _BY_TYPE.get(kind)
+    if xp is None:
+        xp = _BY_TYPE[kind] = array_api_compat.array_namespace(x)
+    return xp
 
 
 def namespace(*arrays: Any, names: tuple[str, ...] | None = None) -> ModuleType:
@@ -56,12 +73,12 @@ def namespace(*arrays: Any, names: tuple[str, ...] | None = None) -> ModuleType:
             continue
         if not array_api_compat.is_array_api_obj(x):
             raise TypeError(f"expected {label} to be an array, got {type(x).__name__}")
-        found.append((label, array_api_compat.array_namespace(x)))
+        found.append((label, xp_of(x)))
     if not found:
         raise TypeError("expected at least one array to take the namespace from, got none")
     first_label, xp = found[0]
     for label, other in found[1:]:
-        if namespace_name(other) != namespace_name(xp):
+        if other is not xp and namespace_name(other) != namespace_name(xp):
             raise TypeError(
                 f"arrays from two namespaces in one call: {first_label} is "
                 f"{namespace_name(xp)} but {label} is {namespace_name(other)}; "
@@ -120,7 +137,7 @@ def to_host(x: Any) -> np.ndarray:
         return x.get()
     if array_api_compat.is_torch_array(x):
         return x.detach().cpu().numpy()
-    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+    if array_api_compat.is_array_api_strict_namespace(xp_of(x)):
         import array_api_strict
 
         x = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))

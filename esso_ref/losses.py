@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 import array_api_compat
 
+from .backend import xp_of
+
 __all__ = ["LOSSES", "Loss", "get_loss"]
 
 
 def _xp(z):
-    return array_api_compat.array_namespace(z)
+    return xp_of(z)
 
 
 def _one_hot(y, z):
@@ -74,6 +76,16 @@ def _ce_hess(z, y):
     return (p * p_bar)[:, :, None] * eye - p[:, :, None] * p[:, None, :] * (1.0 - eye)
 
 
+def _ce_grad_hess(z, y):
+    """(delta_L, Lam) from one set of softmax parts: `_ce_grad` and `_ce_hess` together."""
+    xp = _xp(z)
+    _, _, p, p_bar = _softmax_parts(z)
+    onehot = _one_hot(y, z)
+    eye = xp.eye(z.shape[-1], dtype=z.dtype, device=array_api_compat.device(z))
+    Lam = (p * p_bar)[:, :, None] * eye - p[:, :, None] * p[:, None, :] * (1.0 - eye)
+    return p * (1.0 - onehot) - p_bar * onehot, Lam
+
+
 def _ce_hess_vec(z, y, zdot):
     """Lam zdot = p * (zdot - p . zdot), as p_i sum_j p_j (zdot_i - zdot_j) (no cancellation)."""
     xp = _xp(z)
@@ -112,6 +124,8 @@ class Loss:
         hess: Lam = d^2 l / dz^2, shape (B, n_L, n_L).
         hess_vec: Lam zdot without forming Lam, shape (B, n_L).
         integer_targets: True when y holds class indices (shape (B,)).
+        grad_hess: optional (grad, hess) in one call, sharing their common parts (None:
+            ``grad`` and ``hess`` are called one after the other).
     """
 
     name: str
@@ -120,10 +134,18 @@ class Loss:
     hess: Callable
     hess_vec: Callable
     integer_targets: bool
+    grad_hess: Callable | None = None
+
+    def derivatives(self, z, y) -> tuple:
+        """(delta_L, Lam) = (dl/dz, d^2 l / dz^2) at the logits z, eqs. (4)-(5)."""
+        if self.grad_hess is not None:
+            return self.grad_hess(z, y)
+        return self.grad(z, y), self.hess(z, y)
 
 
 LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss("cross_entropy", _ce_value, _ce_grad, _ce_hess, _ce_hess_vec, True),
+    "cross_entropy": Loss("cross_entropy", _ce_value, _ce_grad, _ce_hess, _ce_hess_vec, True,
+                           _ce_grad_hess),
     "mse": Loss("mse", _mse_value, _mse_grad, _mse_hess, _mse_hess_vec, False),
 }
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
-
 from . import passes
 from ._checks import check_batch, check_finite, check_real_float, check_sizes
 from .activations import get_activation
-from .backend import get_namespace, namespace
+from .backend import get_namespace, namespace, xp_of
 from .losses import get_loss
 
 __all__ = ["MLP", "flatten"]
@@ -35,7 +33,7 @@ def flatten(params: list) -> Any:
     """
     if not params:
         raise ValueError("expected at least one (W, b) pair, got an empty list")
-    xp = array_api_compat.array_namespace(params[0][0])
+    xp = xp_of(params[0][0])
     lead = tuple(params[0][0].shape[:-2])
     parts = []
     for W, b in params:
@@ -143,7 +141,7 @@ class MLP:
 
         b_l is None for networks without biases.
         """
-        xp = array_api_compat.array_namespace(theta)
+        xp = xp_of(theta)
         lead = tuple(theta.shape[:-1])
         out = []
         for (start, mid, end), n_in, n_out in zip(
@@ -199,7 +197,7 @@ class MLP:
     def _loss(self, theta, X, y):
         W, b = self._Wb(theta)
         fwd = passes.forward(W, b, X, self.act)
-        xp = array_api_compat.array_namespace(theta)
+        xp = xp_of(theta)
         return xp.mean(self.loss_fn.value(fwd.z[self.L], y), axis=-1)
 
     def _gradient(self, theta, X, y):

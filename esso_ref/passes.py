@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-
 from .activations import Activation
+from .backend import xp_of
 
 __all__ = ["Backward", "Forward", "backward", "forward", "layer_gradients"]
 
@@ -35,10 +34,10 @@ class Forward:
 
 @dataclass
 class Backward:
-    """Backward quantities: delta_l = dl/dz_l (l = 1..L) and gamma_l = dl/da_l (``g``, l < L)."""
+    """Backward quantities: delta_l = dl/dz_l (l = 1..L) and gamma_l = dl/da_l (l < L)."""
 
     delta: list[Any]
-    g: list[Any]
+    gamma: list[Any]
 
 
 def forward(W: list, b: list, X, act: Activation) -> Forward:
@@ -57,7 +56,7 @@ def forward(W: list, b: list, X, act: Activation) -> Forward:
     L = len(W) - 1
     a, z, dphi, d2phi = [X], [None], [None], [None]
     for l in range(1, L + 1):
-        z_l = a[l - 1] @ array_api_compat.array_namespace(W[l]).matrix_transpose(W[l])
+        z_l = a[l - 1] @ xp_of(W[l]).matrix_transpose(W[l])
         z.append(z_l if b[l] is None else z_l + b[l][..., None, :])
         if l < L:
             a.append(act.f(z[l]))
@@ -78,12 +77,12 @@ def backward(W: list, fwd: Forward, delta_L) -> Backward:
         The `Backward` quantities.
     """
     L = fwd.L
-    delta, g = [None] * (L + 1), [None] * L
+    delta, gamma = [None] * (L + 1), [None] * L
     delta[L] = delta_L
     for l in range(L - 1, 0, -1):
-        g[l] = delta[l + 1] @ W[l + 1]
-        delta[l] = fwd.dphi[l] * g[l]
-    return Backward(delta, g)
+        gamma[l] = delta[l + 1] @ W[l + 1]
+        delta[l] = fwd.dphi[l] * gamma[l]
+    return Backward(delta, gamma)
 
 
 def layer_gradients(fwd: Forward, delta: list, weight: float, bias: bool) -> list:
@@ -98,7 +97,7 @@ def layer_gradients(fwd: Forward, delta: list, weight: float, bias: bool) -> lis
     Returns:
         [(dW_1, db_1), ..., (dW_L, db_L)], db_l None without biases.
     """
-    xp = array_api_compat.array_namespace(delta[-1])
+    xp = xp_of(delta[-1])
     out = []
     for l in range(1, fwd.L + 1):
         dW = weight * (xp.matrix_transpose(delta[l]) @ fwd.a[l - 1])

@@ -52,6 +52,8 @@ def blas_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` BLAS threads (None: leave the setting alone), then restore."""
     libs = _blas_libraries() if n is not None else []
     before = [lib.num_threads for lib in libs]
+    if all(old == n for old in before):  # already set (a nested call): nothing to restore
+        libs = before = []
     for lib in libs:
         lib.set_num_threads(n)
     try:

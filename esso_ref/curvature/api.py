@@ -12,6 +12,7 @@ from collections.abc import Callable
 import array_api_compat
 
 from .._checks import check_choice
+from ..backend import xp_of
 from ..threads import batch_system_size, limit_blas_for
 from . import linalg
 from .basis import basis_size
@@ -79,7 +80,7 @@ def eigenvalues(net, theta, X, y, method: str = "structured", curvature: str = "
 
 def _dense_newton(H, g, lam: float, spectral, num_zeros: int):
     """The direction -(f(H) + lam I)^{-1} g on a dense matrix (reference route), same rule."""
-    xp = array_api_compat.array_namespace(H)
+    xp = xp_of(H)
     eye = xp.eye(H.shape[0], dtype=H.dtype, device=array_api_compat.device(H))
     if spectral == "none":
         try:

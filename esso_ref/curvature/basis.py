@@ -31,8 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-
+from ..backend import xp_of
 from ..mlp import flatten
 from . import linalg
 from .gram import transfer
@@ -73,7 +72,9 @@ class Basis:
 
     Attributes:
         layers: [None, E_1, ..., E_L].
-        Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (41).
+        Yt: (G, s r, q): row (i, row of A_i) holds that row's coordinates in E, eq. (41);
+            None once `esso_ref.curvature.exact.coordinates` has formed S and b from it (its
+            memory then serves the solve of eq. (43)).
         groups: G.
         spans: [None, (top, bottom) of layer m, ...]: the column slices of its I (x) Q_a part
             and of its Q_delta (x) N part (empty without K rows).
@@ -170,7 +171,7 @@ def _repeat(x, s: int):
     """Repeat a per-group array (G, ...) for each of its s samples: (G s, ...)."""
     if s == 1:
         return x
-    xp = array_api_compat.array_namespace(x)
+    xp = xp_of(x)
     return xp.reshape(xp.broadcast_to(x[:, None, ...], (x.shape[0], s, *x.shape[1:])),
                       (x.shape[0] * s, *x.shape[1:]))
 

@@ -21,9 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-
 from .._memory import check_allocation
+from ..backend import xp_of
 from . import linalg
 from .basis import basis_size, build_basis
 from .core import Rows, apply_core
@@ -51,17 +50,21 @@ class Coordinates:
         b: (G, q), the gradient's coordinates.
         expand: maps coordinates y of shape (G, k, q) to parameters E y, (G, k, P).
         num_params: P.
+        work: the coordinates Y^T, dead once S and b are formed: the solve of eq. (43) writes
+            its copy of S there instead of into new memory (None: no buffer to reuse). An
+            eigendecomposition releases it first, so that its memory is free for LAPACK.
     """
 
     S: Any
     b: Any
     expand: Callable
     num_params: int
+    work: Any = None
 
     @property
     def xp(self):
         """The array namespace."""
-        return array_api_compat.array_namespace(self.S)
+        return xp_of(self.S)
 
     @property
     def size(self) -> int:
@@ -75,11 +78,20 @@ class Coordinates:
 
     def eigvalsh(self):
         """Eigenvalues of every S_g, ascending: (G, q)."""
+        self._reserve(1, "the eigenvalues")  # the copy LAPACK overwrites
         return linalg.eigvalsh(self.S)
 
     def eigh(self):
         """(mu, V) of every S_g."""
+        self._reserve(4, "the eigendecomposition")  # copy, V, divide-and-conquer workspace
         return linalg.eigh(self.S)
+
+    def _reserve(self, squares: int, what: str) -> None:
+        """Release the work buffer, then check that ``squares`` q x q arrays per group fit."""
+        self.work = None
+        G, q = int(self.S.shape[0]), self.size
+        check_allocation(_itemsize(self.xp, self.S.dtype) * G * squares * q * q,
+                         f"{what} ({G} matrix(es) of size {q})", _HINT, self.xp)
 
     def frobenius(self):
         """|H_g|_F = |S_g|_F for every group, as host floats."""
@@ -89,7 +101,9 @@ class Coordinates:
         """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
         xp = self.xp
         if spectral == "none":
-            y = _solve(self.S, self.b, lam)
+            if self.work is None:
+                self._reserve(1, "the solve")  # the copy LAPACK overwrites
+            y = _solve(self.S, self.b, lam, self.work)
             scale = self.frobenius()
         else:
             mu, V = self.eigh()
@@ -122,10 +136,18 @@ class Coordinates:
                 NotDescentWarning, stacklevel=user_stacklevel())
 
 
-def _solve(S, b, lam: float):
+_HINT = ("use fewer samples per call (per-sample routes or a smaller batch), "
+         "method='layerwise', or Lanczos on er.as_linear_operator")
+
+
+def _itemsize(xp, dtype) -> int:
+    return xp.finfo(dtype).bits // 8
+
+
+def _solve(S, b, lam: float, work=None):
     """(S + lam I)^{-1} b for every group, eq. (43)."""
     try:
-        return linalg.solve_shifted(S, lam, b)
+        return linalg.solve_shifted(S, lam, b, work)
     except linalg.LinAlgError as err:
         raise SingularCurvatureError(
             f"H + damping I is singular to working precision for damping = {lam:g}: {err}; "
@@ -134,19 +156,19 @@ def _solve(S, b, lam: float):
 
 
 def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
-    """S = Y C Y^T / s and b = Y u / s for groups of s samples, eqs. (40)-(42).
+    """S = Y C Y^T / s and b = Y u / s for groups of s samples, eqs. (18), (40)-(42).
+
+    u is zero outside the J_L rows, where it holds delta_L (eq. (18)), so b uses those rows of
+    Y^T only.
 
     s = B gives the batch-mean Hessian, s = 1 every sample's own. Y is compressed by a QR
     when the basis has more columns than A has rows (the Gauss-Newton matrix).
     """
     xp, B, r = state.xp, state.B, rows.r
     q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
-    itemsize = xp.finfo(state.dtype).bits // 8
-    check_allocation(itemsize * (B // s) * (2 * s * r * q + 3 * q * q),
+    check_allocation(_itemsize(xp, state.dtype) * (B // s) * (2 * s * r * q + q * q),
                      f"the exact curvature route ({B // s} system(s) of size {q}, "
-                     f"{B // s} x {s * r} x {q} coordinates)",
-                     "use fewer samples per call (per-sample routes or a smaller batch), "
-                     "method='layerwise', or Lanczos on er.as_linear_operator", xp)
+                     f"{B // s} x {s * r} x {q} coordinates)", _HINT, xp)
     basis = build_basis(state, rows, s)
     Yt, reduce = basis.Yt, None
     if Yt.shape[-1] > Yt.shape[-2]:
@@ -158,13 +180,16 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     else:
         CY = xp.reshape(apply_core(state, rows, xp.reshape(Yt, (B, r, q))), Yt.shape)
         S = xp.matrix_transpose(Yt) @ CY / s
-    u = state.zeros((B, r))
-    u[:, rows.J[state.L]] = state.bwd.delta[state.L]
-    b = (xp.matrix_transpose(Yt) @ xp.reshape(u, (B // s, s * r, 1)))[..., 0] / s
+    n_L = state.net.sizes[-1]
+    Y_L = xp.reshape(xp.reshape(Yt, (B // s, s, r, q))[:, :, rows.J[state.L], :],
+                     (B // s, s * n_L, q))
+    u = xp.reshape(state.bwd.delta[state.L], (B // s, s * n_L, 1))
+    b = (xp.matrix_transpose(Y_L) @ u)[..., 0] / s
+    basis.Yt = None
     if reduce is None:
-        return Coordinates(S, b, basis.expand, state.net.num_params)
+        return Coordinates(S, b, basis.expand, state.net.num_params, Yt)
     return Coordinates(S, b, lambda y: basis.expand(y @ xp.matrix_transpose(reduce)),
-                       state.net.num_params)
+                       state.net.num_params, Yt)
 
 
 def _core_sandwich(state: State, rows: Rows, basis, s: int):

@@ -51,38 +51,38 @@ def apply_A(state: State, rows: Rows, v):
 def adjoint(state: State, rows: Rows, w, per_sample: bool = False):
     """A^T w for w of shape (k, B, r), one backward pass with injected signals, eq. (19).
 
-    sigma_L = s_L, sigma_l = s_l + phi'(z_l) * (sigma_{l+1} W_{l+1});
-    W_l-part = sum_i sigma_l a_{l-1}^T + delta_l t_l^T, b_l-part = sum_i sigma_l.
+    eta_L = w^J_L, eta_l = w^J_l + phi'(z_l) * (eta_{l+1} W_{l+1});
+    W_l-part = sum_i eta_l a_{l-1}^T + delta_l (w^K_l)^T, b_l-part = sum_i eta_l.
 
     Returns:
         (k, P), or (k, B, P) with ``per_sample`` (each sample's A_i^T w_i, no sum over i).
     """
     xp, fwd, L = state.xp, state.fwd, state.L
-    sigma, out = None, [None] * L
+    eta, out = None, [None] * L
     for l in range(L, 0, -1):
-        s_l = w[..., rows.J[l]] if l in rows.J else None
-        if sigma is None:
-            sigma = s_l
+        w_J = w[..., rows.J[l]] if l in rows.J else None
+        if eta is None:
+            eta = w_J
         else:
-            back = fwd.dphi[l] * (sigma @ state.W[l + 1])
-            sigma = back if s_l is None else s_l + back
-        t_l = w[..., rows.K[l]] if l in rows.K else None
-        out[l - 1] = _outer(xp, sigma, fwd.a[l - 1], state.bwd.delta[l], t_l, per_sample,
+            back = fwd.dphi[l] * (eta @ state.W[l + 1])
+            eta = back if w_J is None else w_J + back
+        w_K = w[..., rows.K[l]] if l in rows.K else None
+        out[l - 1] = _outer(xp, eta, fwd.a[l - 1], state.bwd.delta[l], w_K, per_sample,
                             state.net.bias)
     return flatten(out)
 
 
-def _outer(xp, sigma, a_prev, delta, t, per_sample: bool, bias: bool):
+def _outer(xp, eta, a_prev, delta, w_K, per_sample: bool, bias: bool):
     """(W_l-part, b_l-part) of eq. (19), summed over samples unless ``per_sample``."""
     if per_sample:
-        dW = sigma[..., :, None] * a_prev[:, None, :]
-        if t is not None:
-            dW = dW + delta[:, :, None] * t[..., None, :]
-        return dW, (sigma if bias else None)
-    dW = xp.matrix_transpose(sigma) @ a_prev
-    if t is not None:
-        dW = dW + xp.matrix_transpose(delta) @ t
-    return dW, (xp.sum(sigma, axis=-2) if bias else None)
+        dW = eta[..., :, None] * a_prev[:, None, :]
+        if w_K is not None:
+            dW = dW + delta[:, :, None] * w_K[..., None, :]
+        return dW, (eta if bias else None)
+    dW = xp.matrix_transpose(eta) @ a_prev
+    if w_K is not None:
+        dW = dW + xp.matrix_transpose(delta) @ w_K
+    return dW, (xp.sum(eta, axis=-2) if bias else None)
 
 
 class HessianFactor(LowRank):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import array_api_compat
 
+from ..backend import xp_of
+
 __all__ = [
     "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve", "solve_shifted",
 ]
@@ -21,7 +23,7 @@ class LinAlgError(ArithmeticError):
 
 def finite(x) -> bool:
     """True when every entry of ``x`` is finite (one host sync)."""
-    xp = array_api_compat.array_namespace(x)
+    xp = xp_of(x)
     return bool(xp.all(xp.isfinite(x)))
 
 
@@ -40,35 +42,43 @@ def _run(what: str, fn, M, *args):
 
 def eigh(M):
     """Eigenvalues (ascending) and eigenvectors of the symmetric matrix M."""
-    xp = array_api_compat.array_namespace(M)
+    xp = xp_of(M)
     return tuple(_run("eigh", xp.linalg.eigh, M))
 
 
 def eigvalsh(M):
     """Eigenvalues (ascending) of the symmetric matrix M."""
-    xp = array_api_compat.array_namespace(M)
+    xp = xp_of(M)
     return _run("eigvalsh", xp.linalg.eigvalsh, M)
 
 
 def solve(M, b):
     """Solution x of M x = b."""
-    xp = array_api_compat.array_namespace(M)
+    xp = xp_of(M)
     return _run("solve", xp.linalg.solve, M, b)
 
 
-def solve_shifted(S, lam: float, b):
+def solve_shifted(S, lam: float, b, work=None):
     """Solution x of (S + lam I) x = b for symmetric S (G, q, q) and b (G, q); S is kept.
 
     One LU factorisation with partial pivoting per matrix, as ``solve``. On NumPy arrays it
     runs LAPACK ``?gesv`` in place on one copy of S, where ``numpy.linalg.solve`` would make a
     second: the C-ordered copy is the Fortran-ordered S^T, which is S (to rounding, when S is
     symmetric only up to rounding: then the system solved is S^T + lam I, as accurate).
+
+    Args:
+        S: (G, q, q).
+        lam: the shift.
+        b: (G, q).
+        work: optional C-contiguous NumPy array of S's dtype with at least G q^2 entries that
+            may be overwritten (a buffer the caller no longer needs): the copy is written
+            there instead of into new memory.
     """
-    xp = array_api_compat.array_namespace(S)
+    xp = xp_of(S)
     if not array_api_compat.is_numpy_namespace(xp):
         eye = xp.eye(S.shape[-1], dtype=S.dtype, device=array_api_compat.device(S))
         return solve(S + lam * eye, b[..., None])[..., 0]
-    M = xp.asarray(S, copy=True)
+    M = _copy_into(xp, S, work)
     diag = xp.arange(S.shape[-1])
     M[..., diag, diag] += lam
     gesv = _lapack("gesv", M)
@@ -81,6 +91,18 @@ def solve_shifted(S, lam: float, b):
     if not finite(x):
         raise LinAlgError(f"solve of a {tuple(S.shape)} matrix returned non-finite values")
     return x
+
+
+def _copy_into(xp, S, work):
+    """A C-ordered copy of S, in ``work``'s memory when it is a large enough NumPy buffer."""
+    size = S.shape[0] * S.shape[1] * S.shape[2]
+    usable = (work is not None and work.dtype == S.dtype and work.flags.c_contiguous
+              and work.size >= size)
+    if not usable:
+        return xp.asarray(S, copy=True)
+    M = xp.reshape(xp.reshape(work, (-1,))[:size], S.shape)
+    M[...] = S
+    return M
 
 
 _LAPACK: dict = {}
@@ -98,16 +120,17 @@ def _lapack(name: str, M):
 
 def qr(M, mode: str = "reduced"):
     """QR factorisation (Q, R) of M (stacked matrices allowed); ``mode`` as in the array API."""
-    xp = array_api_compat.array_namespace(M)
+    xp = xp_of(M)
     return tuple(_run("qr", lambda x: xp.linalg.qr(x, mode=mode), M))
 
 
 def equilibrate(G):
-    """(D^-1 G D^-1, d) with d_i = sqrt(G_ii) (1 for a zero row): unit-diagonal Gram matrix.
+    """(N^-1 G N^-1, rho) with N = diag(rho), rho_i = sqrt(G_ii) (1 for a zero row), eq. (24).
 
-    Works on stacked matrices (..., n, n); d has shape (..., n).
+    The unit-diagonal Gram matrix G' of the row-normalised factor N^-1 A (docs/math.md,
+    "Gram route"). Works on stacked matrices (..., n, n); rho has shape (..., n).
     """
-    xp = array_api_compat.array_namespace(G)
+    xp = xp_of(G)
     diag = xp.linalg.diagonal(G)
-    d = xp.sqrt(xp.where(diag > 0, diag, 1.0))
-    return G / (d[..., :, None] * d[..., None, :]), d
+    rho = xp.sqrt(xp.where(diag > 0, diag, 1.0))
+    return G / (rho[..., :, None] * rho[..., None, :]), rho

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import array_api_compat
 
 from .._checks import check_choice
+from ..backend import xp_of
 from . import linalg
 from .spectral import (
     NotDescentWarning,
@@ -69,7 +70,7 @@ class LowRank:
         self._route = check_choice("route", route, ROUTES)
         self._qr = None
         self.num_params = num_params
-        self.xp = array_api_compat.array_namespace(u)
+        self.xp = xp_of(u)
         self._root = None
 
     @property
@@ -97,26 +98,26 @@ class LowRank:
         return self.n * float(self.xp.finfo(self.u.dtype).eps)
 
     def root(self):
-        """(U_k, sqrt(s_k), d): kept eigenpairs of the equilibrated Gram matrix, eq. (24).
+        """(U_k, sqrt(s_k), rho): kept eigenpairs of the equilibrated Gram matrix, eq. (24).
 
-        G' = D^{-1} G D^{-1} with D = diag(d), d_i = |row i of A| = sqrt(G_ii) (1 for zero
-        rows), is the Gram matrix of the row-normalised factor D^{-1} A; the scaling is exact
+        G' = N^{-1} G N^{-1} with N = diag(rho), rho_i = |row i of A| = sqrt(G_ii) (1 for zero
+        rows), is the Gram matrix of the row-normalised factor N^{-1} A; the scaling is exact
         and keeps rows of very different norms (large weights, small delta_l) from drowning
         each other in round-off.
         """
         if self._root is None:
             xp = self.xp
-            G_eq, d = linalg.equilibrate(self.G)
+            G_eq, rho = linalg.equilibrate(self.G)
             s, U = linalg.eigh(G_eq)
             top = float(s[-1]) if self.n else 0.0
             k = int(xp.count_nonzero(s > self.tau * top)) if top > 0 else 0
-            self._root = (U[:, self.n - k:], xp.sqrt(s[self.n - k:]), d)
+            self._root = (U[:, self.n - k:], xp.sqrt(s[self.n - k:]), rho)
         return self._root
 
     def _eig_core(self, vectors: bool):
         """Eigen-decomposition of S = R C R^T, R = diag(sqrt s) U^T D; (mu, W or None), eq. (25)."""
-        U, sq, d = self.root()
-        R = sq[:, None] * self.xp.matrix_transpose(U) * d[None, :]
+        U, sq, rho = self.root()
+        R = sq[:, None] * self.xp.matrix_transpose(U) * rho[None, :]
         S = self._sandwich(R)
         if S.shape[0] == 0:
             return self.xp.reshape(S, (0,)), (S if vectors else None)  # no column to index
@@ -187,7 +188,7 @@ class LowRank:
         xp = self.xp
         if self.n == 0 or self.n > self.num_params:  # rank(A) <= P < n: G is singular
             return None
-        G_eq, d = linalg.equilibrate(self.G)
+        G_eq, rho = linalg.equilibrate(self.G)
         try:
             L = xp.linalg.cholesky(G_eq)
         except Exception as err:
@@ -198,7 +199,7 @@ class LowRank:
         if not linalg.finite(L) or float(xp.min(pivots)) ** 2 <= 100.0 * self.tau * float(
                 xp.max(pivots)) ** 2:
             return None
-        return linalg.eigvalsh(self._sandwich(xp.matrix_transpose(L) * d[None, :]))
+        return linalg.eigvalsh(self._sandwich(xp.matrix_transpose(L) * rho[None, :]))
 
     def newton(self, damping: float, spectral: str | Callable = "none"):
         """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (27)-(28)."""
@@ -213,8 +214,8 @@ class LowRank:
             c = xp.matrix_transpose(Wv) @ (R1 @ self.u)
         else:
             mu, Wv = self._eig_core(vectors=True)
-            U, sq, d = self.root()
-            c = xp.matrix_transpose(Wv) @ (sq * (xp.matrix_transpose(U) @ (d * self.u)))
+            U, sq, rho = self.root()
+            c = xp.matrix_transpose(Wv) @ (sq * (xp.matrix_transpose(U) @ (rho * self.u)))
         f = adjust(spectral, mu)
         y = c / (f + lam)
         check_direction(norms(c[None, :])[0], norms(y[None, :])[0],
@@ -223,7 +224,7 @@ class LowRank:
                         float(xp.finfo(self.u.dtype).eps), f_at_zero(spectral, mu))
         if self.route == "qr":
             return -(Q1 @ (Wv @ y))
-        return -self.adjoint((((U / sq) @ (Wv @ y)) / d)[None, :])[0, :]
+        return -self.adjoint((((U / sq) @ (Wv @ y)) / rho)[None, :])[0, :]
 
     def _push_through(self, lam: float):
         """Push-through d = -A^T (C G + lam I)^{-1} u, eq. (27), checked (singular, descent)."""

@@ -20,6 +20,7 @@ from typing import Any
 import array_api_compat
 
 from .._checks import check_positive
+from ..backend import xp_of
 
 __all__ = [
     "SPECTRAL",
@@ -79,7 +80,7 @@ class Spectrum:
 
     def full(self):
         """All P eigenvalues, ascending, the exact zeros included."""
-        xp = array_api_compat.array_namespace(self.values)
+        xp = xp_of(self.values)
         zeros = xp.zeros((self.num_zeros,), dtype=self.values.dtype,
                          device=array_api_compat.device(self.values))
         return xp.sort(xp.concat([self.values, zeros]))
@@ -105,7 +106,7 @@ def adjust(spectral: str | Callable, mu):
     Raises:
         ValueError: if a callable returns the wrong shape, non-finite or negative values.
     """
-    xp = array_api_compat.array_namespace(mu)
+    xp = xp_of(mu)
     if spectral == "none":
         return mu
     if spectral == "abs":
@@ -131,20 +132,32 @@ def norms(v) -> list[float]:
     """|v_k| for every row v_k of v (G, n), as host floats; scaled, so no square overflows.
 
     A direction near a singular system can hold entries near 1e300: its norm is then found
-    (and the singular rule applied) without an overflow.
+    (and the singular rule applied) without an overflow. The plain sum of squares is used when
+    the largest |entry| t of the row satisfies n t^2 <= the largest float (no square or sum
+    overflows) and t^2 >= n tiny / eps (every underflowing square is below eps of the sum);
+    otherwise the row is first divided by t (zero rows included). A row holding inf has norm
+    inf, one holding NaN has norm NaN, without a floating-point warning.
     """
-    xp = array_api_compat.array_namespace(v)
-    big = xp.max(xp.abs(v), axis=-1, keepdims=True)
-    w = v / xp.where(big > 0, big, 1.0)
-    return [float(b) * math.sqrt(float(s))
-            for b, s in zip(big[..., 0], xp.sum(w * w, axis=-1), strict=True)]
+    xp = xp_of(v)
+    n, info = max(int(v.shape[-1]), 1), xp.finfo(v.dtype)
+    lo = math.sqrt(n * float(info.smallest_normal) / float(info.eps))
+    hi = math.sqrt(float(info.max) / n)
+    top = [max(float(a), -float(b)) for a, b in
+           zip(xp.max(v, axis=-1), xp.min(v, axis=-1), strict=True)]
+    if all(lo <= t <= hi for t in top):
+        return [math.sqrt(float(s)) for s in xp.vecdot(v, v)]
+    finite = xp.isfinite(v)
+    big = xp.max(xp.where(finite, xp.abs(v), 0.0), axis=-1, keepdims=True)
+    w = xp.where(finite, v, 0.0) / xp.where(big > 0, big, 1.0)
+    return [t if not math.isfinite(t) else float(b) * math.sqrt(float(s))
+            for t, b, s in zip(top, big[..., 0], xp.sum(w * w, axis=-1), strict=True)]
 
 
 def f_at_zero(spectral, like) -> float:
     """f(0): the adjusted value of H's exact zero eigenvalues (0 for the built-in choices)."""
     if isinstance(spectral, str):
         return 0.0
-    xp = array_api_compat.array_namespace(like)
+    xp = xp_of(like)
     zero = xp.zeros((1,), dtype=like.dtype, device=array_api_compat.device(like))
     return float(adjust(spectral, zero)[0])
 

@@ -47,6 +47,7 @@ class State:
     y: Any
     _eyes: dict = field(default_factory=dict, repr=False, compare=False)
     _a_tilde: dict = field(default_factory=dict, repr=False, compare=False)
+    _device: Any = field(default=None, repr=False, compare=False)
 
     @property
     def B(self) -> int:
@@ -65,8 +66,10 @@ class State:
 
     @property
     def device(self):
-        """Device of the arrays."""
-        return device_of(self.fwd.a[0])
+        """Device of the arrays (looked up once)."""
+        if self._device is None:
+            self._device = device_of(self.fwd.a[0])
+        return self._device
 
     def eye(self, n: int):
         """Identity of size n in the namespace, dtype and device of the state (do not modify).
@@ -100,9 +103,9 @@ def build_state(net: MLP, theta, X, y) -> State:
     W, b = net._Wb(theta)
     fwd = passes.forward(W, b, X, net.act)
     z_L = fwd.z[net.L]
-    bwd = passes.backward(W, fwd, net.loss_fn.grad(z_L, y))
-    Lam = net.loss_fn.hess(z_L, y)
-    h = [None] + [fwd.d2phi[l] * bwd.g[l] for l in range(1, net.L)]
+    delta_L, Lam = net.loss_fn.derivatives(z_L, y)
+    bwd = passes.backward(W, fwd, delta_L)
+    h = [None] + [fwd.d2phi[l] * bwd.gamma[l] for l in range(1, net.L)]
     return State(net, xp, W, b, fwd, bwd, Lam, h, y)
 
 
@@ -125,6 +128,6 @@ def sample_state(state: State, i: int) -> State:
 
     fwd = passes.Forward(rows(state.fwd.a), rows(state.fwd.z), rows(state.fwd.dphi),
                          rows(state.fwd.d2phi))
-    bwd = passes.Backward(rows(state.bwd.delta), rows(state.bwd.g))
+    bwd = passes.Backward(rows(state.bwd.delta), rows(state.bwd.gamma))
     return State(state.net, state.xp, state.W, state.b, fwd, bwd, state.Lam[i:i + 1, ...],
                  rows(state.h), state.y[i:i + 1, ...])
