@@ -49,7 +49,9 @@ def xp_of(x: Any) -> ModuleType:
     kind = type(x)
     xp = _BY_TYPE.get(kind)
     if xp is None:
-        xp = _BY_TYPE[kind] = array_api_compat.array_namespace(x)
+        xp = array_api_compat.array_namespace(x)
+        if array_api_compat.is_numpy_namespace(xp) or not isinstance(x, np.ndarray):
+            _BY_TYPE[kind] = xp  # (a NumPy array of JAX's float0 dtype maps to JAX: not cached)
     return xp
 
 

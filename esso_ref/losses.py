@@ -124,8 +124,6 @@ class Loss:
         hess: Lam = d^2 l / dz^2, shape (B, n_L, n_L).
         hess_vec: Lam zdot without forming Lam, shape (B, n_L).
         integer_targets: True when y holds class indices (shape (B,)).
-        grad_hess: optional (grad, hess) in one call, sharing their common parts (None:
-            ``grad`` and ``hess`` are called one after the other).
     """
 
     name: str
@@ -134,20 +132,26 @@ class Loss:
     hess: Callable
     hess_vec: Callable
     integer_targets: bool
-    grad_hess: Callable | None = None
 
     def derivatives(self, z, y) -> tuple:
-        """(delta_L, Lam) = (dl/dz, d^2 l / dz^2) at the logits z, eqs. (4)-(5)."""
-        if self.grad_hess is not None:
-            return self.grad_hess(z, y)
+        """(delta_L, Lam) = (dl/dz, d^2 l / dz^2) at the logits z, eqs. (4)-(5).
+
+        The built-in cross-entropy computes both from one set of softmax parts; any other
+        pair (a user's, or one with ``grad`` or ``hess`` replaced) is called as given.
+        """
+        both = _FUSED.get((self.grad, self.hess))
+        if both is not None:
+            return both(z, y)
         return self.grad(z, y), self.hess(z, y)
 
 
 LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss("cross_entropy", _ce_value, _ce_grad, _ce_hess, _ce_hess_vec, True,
-                           _ce_grad_hess),
+    "cross_entropy": Loss("cross_entropy", _ce_value, _ce_grad, _ce_hess, _ce_hess_vec, True),
     "mse": Loss("mse", _mse_value, _mse_grad, _mse_hess, _mse_hess_vec, False),
 }
+
+
+_FUSED = {(_ce_grad, _ce_hess): _ce_grad_hess}
 
 
 def get_loss(name: str | Loss) -> Loss:

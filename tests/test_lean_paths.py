@@ -6,7 +6,9 @@ coordinates) is checked against the long way round, including the inputs where t
 must step aside (tiny, huge, zero and non-finite rows; unusable buffers).
 """
 
+import dataclasses
 import math
+import warnings
 
 import array_api_compat
 import numpy as np
@@ -27,8 +29,15 @@ EPS = np.finfo(np.float64).eps
 
 
 def _norm_reference(row) -> float:
-    """|row| by math.hypot over Python floats (scaled internally, no overflow)."""
+    """|row| by math.hypot over Python floats (scaled internally: no over- or underflow)."""
     return math.hypot(*[float(v) for v in row])
+
+
+@pytest.fixture(autouse=True)
+def _floating_point_warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
 
 
 @pytest.mark.parametrize("scale", [0.0, 1e-320, 1e-200, 1e-160, 1e-150, 1e-140, 1.0, 1e140,
@@ -43,13 +52,29 @@ def test_norms_match_a_scaled_reference_across_the_range(scale):
         assert got == want == 0.0 if want == 0.0 else abs(got - want) <= 8 * EPS * want
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_norms_at_the_edges_of_the_plain_sum(dtype):
+    """The largest row that still overflows a plain sum, and rows whose squares underflow."""
+    info = np.finfo(dtype)
+    n, tiny = 1000, float(info.smallest_normal)
+    # n t^2 at the largest float: the rounded plain sum would overflow
+    row = np.full((1, n), np.sqrt(info.max / dtype(n)), dtype=dtype)
+    want = _norm_reference(row[0])
+    assert math.isfinite(want) and abs(norms(row)[0] - want) <= 4 * float(info.eps) * want
+    # t^2 below tiny: the plain squares would be subnormal (relative error far above eps)
+    for t in (math.sqrt(tiny) / 3, math.sqrt(tiny) * 1e-5):
+        row = np.array([[t, -0.7 * t, 0.3 * t]], dtype=dtype)
+        want = _norm_reference(row[0])
+        assert abs(norms(row)[0] - want) <= 4 * float(info.eps) * want
+
+
 def test_norms_of_mixed_rows_and_non_finite_entries():
-    v = np.array([[1e-170, 3e-170], [3.0, 4.0], [1e200, 1e200]])
+    v = np.array([[1e-170, 3e-170], [3.0, 4.0], [1e200, 1e200], [0.0, 0.0]])
     got = norms(v)
     for g, row in zip(got, v, strict=True):
         assert abs(g - _norm_reference(row)) <= 4 * EPS * _norm_reference(row)
     assert math.isnan(norms(np.array([[1.0, np.nan]]))[0])
-    assert not math.isfinite(norms(np.array([[1.0, np.inf]]))[0])
+    assert norms(np.array([[1e200, np.inf], [3.0, 4.0]])) == [math.inf, 5.0]
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
@@ -62,6 +87,21 @@ def test_loss_derivatives_equal_grad_and_hess(loss):
     plain = Loss("custom", fn.value, fn.grad, fn.hess, fn.hess_vec, fn.integer_targets)
     delta2, Lam2 = plain.derivatives(z, y)
     assert np.array_equal(delta2, delta) and np.array_equal(Lam2, Lam)
+
+
+def test_cross_entropy_derivatives_share_one_softmax_unless_replaced(monkeypatch):
+    import esso_ref.losses as losses
+
+    calls = []
+    parts = losses._softmax_parts
+    monkeypatch.setattr(losses, "_softmax_parts", lambda z: calls.append(1) or parts(z))
+    ce = LOSSES["cross_entropy"]
+    z, y = np.random.default_rng(2).standard_normal((3, 4)), np.array([0, 3, 1])
+    ce.derivatives(z, y)
+    assert len(calls) == 1
+    doubled = dataclasses.replace(ce, hess=lambda z, y: 2.0 * ce.hess(z, y))
+    delta, Lam = doubled.derivatives(z, y)  # the replaced hess is used, not the fused pair
+    assert np.array_equal(Lam, 2.0 * ce.hess(z, y)) and np.array_equal(delta, ce.grad(z, y))
 
 
 def test_namespace_lookup_is_per_type_and_matches_array_api_compat():
@@ -120,21 +160,42 @@ def test_solve_reuses_the_coordinates_and_keeps_S():
     co = HessianFactor(prepare(net, theta, X, y), "hessian").coordinates()
     assert co.work is not None and co.work.size >= co.S.size
     S, work = co.S.copy(), co.work
-    d1 = co.newton(10.0)
+    work[...] = np.nan
+    d1 = co.newton(10.0)[0]
     assert np.array_equal(co.S, S) and co.work is work
-    d2 = co.newton(10.0)  # the buffer holds the last LU factors; S and the result are unchanged
+    assert np.all(np.isfinite(np.reshape(work, (-1,))[:S.size]))  # the LU factors went there
+    H, g = er.hessian(net, theta, X, y), net.gradient(theta, X, y)
+    want = -np.linalg.solve(H + 10.0 * np.eye(net.num_params), g)
+    assert np.max(np.abs(d1 - want)) <= 1e3 * EPS * np.max(np.abs(want))
+    d2 = co.newton(10.0)[0]  # the buffer holds the last LU factors; S and the result are kept
     assert np.array_equal(d1, d2)
     co.eigh()
     assert co.work is None  # released for LAPACK's workspace
-    assert np.array_equal(co.newton(10.0), d1)
+    assert np.array_equal(co.newton(10.0)[0], d1)
 
 
-def test_coordinates_give_b_from_the_output_rows_only():
+def test_work_buffer_of_the_compressed_and_non_numpy_coordinates():
+    import array_api_strict as xs
+
+    net = er.MLP([5, 4, 3, 2])
+    theta, X, y = random_problem(net, 3, 0)
+    ggn = HessianFactor(prepare(net, theta, X, y), "ggn").coordinates()
+    assert ggn.work is not None and ggn.work.flags.c_contiguous  # the QR's R
+    d = ggn.newton(1.0)[0]  # against the materialised A^T C A (no basis, no buffer)
+    want = er.newton_direction(net, theta, X, y, 1.0, method="dense", curvature="ggn")
+    assert np.max(np.abs(d - want)) <= 1e3 * EPS * np.max(np.abs(want))
+    strict = [xs.asarray(a) for a in (theta, X)] + [xs.asarray(y)]
+    co = HessianFactor(prepare(net, *strict), "hessian").coordinates()
+    assert co.work is None
+
+
+@pytest.mark.parametrize("curvature", ["hessian", "ggn"])
+def test_coordinates_give_b_from_the_output_rows_only(curvature):
     net = er.MLP([4, 3, 3, 2], loss="mse")
     theta, X, y = random_problem(net, 4, 3)
     state = prepare(net, theta, X, y)
     for s in (1, 2, 4):
-        co = coordinates(state, HessianFactor(state, "hessian").rows, s)
+        co = coordinates(state, HessianFactor(state, curvature).rows, s)
         g = co.expand(co.b[:, None, :])[:, 0, :]  # E_g b_g = the group's mean gradient
         groups = np.reshape(net.per_sample_gradients(theta, X, y), (4 // s, s, -1)).mean(1)
         assert np.max(np.abs(g - groups)) <= 100 * EPS * np.max(np.abs(groups))

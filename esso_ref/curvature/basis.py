@@ -37,7 +37,7 @@ from . import linalg
 from .gram import transfer
 from .state import State
 
-__all__ = ["Basis", "LayerBasis", "basis_size", "build_basis"]
+__all__ = ["Basis", "LayerBasis", "basis_columns", "basis_size", "build_basis"]
 
 
 @dataclass
@@ -223,9 +223,18 @@ def build_basis(state: State, rows, s: int) -> Basis:
 def basis_size(sizes, bias: bool, s: int, ggn: bool = False) -> int:
     """q: the size of S for groups of s samples, from the shapes alone, eqs. (40)-(42).
 
+    The number of basis columns (`basis_columns`); the Gauss-Newton matrix keeps at most s n_L
+    of them (its Y is compressed by a QR). H then has P - q exact zero eigenvalues.
+    """
+    q = basis_columns(sizes, bias, s, ggn)
+    return min(q, s * sizes[-1]) if ggn else q
+
+
+def basis_columns(sizes, bias: bool, s: int, ggn: bool = False) -> int:
+    """The columns of E (and of Y^T) for groups of s samples, eq. (40).
+
     sum over layers of n_m k_a + k_delta (ñ_{m-1} - k_a) (the second term for m >= 2, Hessian
-    only), with k_a = min(s, ñ_{m-1}) and k_delta = min(s, n_m); the Gauss-Newton matrix keeps
-    at most s n_L of them (its Y is compressed by a QR). H then has P - q exact zero eigenvalues.
+    only), with k_a = min(s, ñ_{m-1}) and k_delta = min(s, n_m).
     """
     q = 0
     for m in range(1, len(sizes)):
@@ -234,4 +243,4 @@ def basis_size(sizes, bias: bool, s: int, ggn: bool = False) -> int:
         q += sizes[m] * k_a
         if m >= 2 and not ggn:
             q += min(s, sizes[m]) * (n_t - k_a)
-    return min(q, s * sizes[-1]) if ggn else q
+    return q

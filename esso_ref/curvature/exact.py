@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
+
 from .._memory import check_allocation
 from ..backend import xp_of
 from . import linalg
-from .basis import basis_size, build_basis
+from .basis import basis_columns, basis_size, build_basis
 from .core import Rows, apply_core
 from .spectral import (
     NotDescentWarning,
@@ -50,9 +52,10 @@ class Coordinates:
         b: (G, q), the gradient's coordinates.
         expand: maps coordinates y of shape (G, k, q) to parameters E y, (G, k, P).
         num_params: P.
-        work: the coordinates Y^T, dead once S and b are formed: the solve of eq. (43) writes
-            its copy of S there instead of into new memory (None: no buffer to reuse). An
-            eigendecomposition releases it first, so that its memory is free for LAPACK.
+        work: the memory of the coordinates Y^T (or of their QR's R), dead once S and b are
+            formed: the solve of eq. (43) writes its copy of S there instead of into new
+            memory (None: no usable buffer, `linalg.work_buffer`). An eigendecomposition
+            releases it first, so that its memory is free for LAPACK.
     """
 
     S: Any
@@ -101,9 +104,11 @@ class Coordinates:
         """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
         xp = self.xp
         if spectral == "none":
-            if self.work is None:
-                self._reserve(1, "the solve")  # the copy LAPACK overwrites
-            y = _solve(self.S, self.b, lam, self.work)
+            work, self.work = self.work, None  # one caller at a time writes into it
+            if work is None:  # the copy LAPACK overwrites (and S + lam I off NumPy)
+                self._reserve(1 if array_api_compat.is_numpy_namespace(xp) else 2, "the solve")
+            y = _solve(self.S, self.b, lam, work)
+            self.work = work
             scale = self.frobenius()
         else:
             mu, V = self.eigh()
@@ -165,10 +170,12 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     when the basis has more columns than A has rows (the Gauss-Newton matrix).
     """
     xp, B, r = state.xp, state.B, rows.r
+    q_E = basis_columns(state.net.sizes, state.net.bias, s, ggn=not rows.K)
     q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
-    check_allocation(_itemsize(xp, state.dtype) * (B // s) * (2 * s * r * q + q * q),
+    numbers = 2 * s * r * q_E + q * q + (2 * s * r * q_E if q_E > s * r else 0)  # + the QR's
+    check_allocation(_itemsize(xp, state.dtype) * (B // s) * numbers,
                      f"the exact curvature route ({B // s} system(s) of size {q}, "
-                     f"{B // s} x {s * r} x {q} coordinates)", _HINT, xp)
+                     f"{B // s} x {s * r} x {q_E} coordinates)", _HINT, xp)
     basis = build_basis(state, rows, s)
     Yt, reduce = basis.Yt, None
     if Yt.shape[-1] > Yt.shape[-2]:
@@ -186,10 +193,11 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     u = xp.reshape(state.bwd.delta[state.L], (B // s, s * n_L, 1))
     b = (xp.matrix_transpose(Y_L) @ u)[..., 0] / s
     basis.Yt = None
+    work = linalg.work_buffer(S, Yt if reduce is None else R)
     if reduce is None:
-        return Coordinates(S, b, basis.expand, state.net.num_params, Yt)
+        return Coordinates(S, b, basis.expand, state.net.num_params, work)
     return Coordinates(S, b, lambda y: basis.expand(y @ xp.matrix_transpose(reduce)),
-                       state.net.num_params, Yt)
+                       state.net.num_params, work)
 
 
 def _core_sandwich(state: State, rows: Rows, basis, s: int):

@@ -14,6 +14,7 @@ from ..backend import xp_of
 
 __all__ = [
     "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve", "solve_shifted",
+    "work_buffer",
 ]
 
 
@@ -70,15 +71,19 @@ def solve_shifted(S, lam: float, b, work=None):
         S: (G, q, q).
         lam: the shift.
         b: (G, q).
-        work: optional C-contiguous NumPy array of S's dtype with at least G q^2 entries that
-            may be overwritten (a buffer the caller no longer needs): the copy is written
-            there instead of into new memory.
+        work: optional buffer that may be overwritten (one the caller no longer needs): when
+            `work_buffer` accepts it, the copy is written there instead of into new memory.
     """
     xp = xp_of(S)
     if not array_api_compat.is_numpy_namespace(xp):
         eye = xp.eye(S.shape[-1], dtype=S.dtype, device=array_api_compat.device(S))
         return solve(S + lam * eye, b[..., None])[..., 0]
-    M = _copy_into(xp, S, work)
+    work = work_buffer(S, work)
+    if work is None:
+        M = xp.asarray(S, copy=True)
+    else:
+        M = xp.reshape(xp.reshape(work, (-1,))[:S.size], S.shape)
+        M[...] = S
     diag = xp.arange(S.shape[-1])
     M[..., diag, diag] += lam
     gesv = _lapack("gesv", M)
@@ -93,16 +98,17 @@ def solve_shifted(S, lam: float, b, work=None):
     return x
 
 
-def _copy_into(xp, S, work):
-    """A C-ordered copy of S, in ``work``'s memory when it is a large enough NumPy buffer."""
-    size = S.shape[0] * S.shape[1] * S.shape[2]
-    usable = (work is not None and work.dtype == S.dtype and work.flags.c_contiguous
-              and work.size >= size)
-    if not usable:
-        return xp.asarray(S, copy=True)
-    M = xp.reshape(xp.reshape(work, (-1,))[:size], S.shape)
-    M[...] = S
-    return M
+def work_buffer(S, work):
+    """``work`` when `solve_shifted` can write its copy of S (G, q, q) into it, else None.
+
+    It must be a C-contiguous NumPy array of S's dtype with at least G q^2 entries (other
+    namespaces solve out of place).
+    """
+    if work is None or not array_api_compat.is_numpy_array(S):
+        return None
+    usable = (array_api_compat.is_numpy_array(work) and work.dtype == S.dtype
+              and work.flags.c_contiguous and work.size >= S.size)
+    return work if usable else None
 
 
 _LAPACK: dict = {}

@@ -115,7 +115,7 @@ class LowRank:
         return self._root
 
     def _eig_core(self, vectors: bool):
-        """Eigen-decomposition of S = R C R^T, R = diag(sqrt s) U^T D; (mu, W or None), eq. (25)."""
+        """Eigen-decomposition of S = R C R^T, R = diag(sqrt s) U^T N; (mu, W or None), eq. (25)."""
         U, sq, rho = self.root()
         R = sq[:, None] * self.xp.matrix_transpose(U) * rho[None, :]
         S = self._sandwich(R)

@@ -20,7 +20,7 @@ from typing import Any
 import array_api_compat
 
 from .._checks import check_positive
-from ..backend import xp_of
+from ..backend import device_of, to_host, xp_of
 
 __all__ = [
     "SPECTRAL",
@@ -132,25 +132,38 @@ def norms(v) -> list[float]:
     """|v_k| for every row v_k of v (G, n), as host floats; scaled, so no square overflows.
 
     A direction near a singular system can hold entries near 1e300: its norm is then found
-    (and the singular rule applied) without an overflow. The plain sum of squares is used when
-    the largest |entry| t of the row satisfies n t^2 <= the largest float (no square or sum
-    overflows) and t^2 >= n tiny / eps (every underflowing square is below eps of the sum);
-    otherwise the row is first divided by t (zero rows included). A row holding inf has norm
-    inf, one holding NaN has norm NaN, without a floating-point warning.
+    (and the singular rule applied) without an overflow. With t the largest |entry| of a row,
+    the plain sum of squares is used when t = 0 or n tiny / eps <= t^2 <= max / (2 n (1 + n eps))
+    (the squares that underflow are below eps of the sum together, even where subnormals are
+    flushed to zero, and the rounded sum stays below the largest float); otherwise the row is
+    first divided by t. A row holding inf has norm inf,
+    one holding NaN has norm NaN, without a floating-point warning. One host transfer for the
+    row maxima and one per kind of row.
     """
     xp = xp_of(v)
-    n, info = max(int(v.shape[-1]), 1), xp.finfo(v.dtype)
-    lo = math.sqrt(n * float(info.smallest_normal) / float(info.eps))
-    hi = math.sqrt(float(info.max) / n)
-    top = [max(float(a), -float(b)) for a, b in
-           zip(xp.max(v, axis=-1), xp.min(v, axis=-1), strict=True)]
-    if all(lo <= t <= hi for t in top):
-        return [math.sqrt(float(s)) for s in xp.vecdot(v, v)]
-    finite = xp.isfinite(v)
-    big = xp.max(xp.where(finite, xp.abs(v), 0.0), axis=-1, keepdims=True)
-    w = xp.where(finite, v, 0.0) / xp.where(big > 0, big, 1.0)
-    return [t if not math.isfinite(t) else float(b) * math.sqrt(float(s))
-            for t, b, s in zip(top, big[..., 0], xp.sum(w * w, axis=-1), strict=True)]
+    G, n = int(v.shape[0]), int(v.shape[-1])
+    if n == 0:
+        return [0.0] * G
+    info = xp.finfo(v.dtype)
+    eps = float(info.eps)
+    lo = math.sqrt(n * float(info.smallest_normal) / eps)
+    hi = math.sqrt(float(info.max) / (2 * n * (1 + n * eps)))
+    highs, lows = to_host(xp.stack([xp.max(v, axis=-1), -xp.min(v, axis=-1)])).tolist()
+    top = [max(a, b) for a, b in zip(highs, lows, strict=True)]
+    plain = [k for k, t in enumerate(top) if t == 0 or lo <= t <= hi]
+    if len(plain) == G:
+        return [math.sqrt(s) for s in to_host(xp.vecdot(v, v)).tolist()]
+    scaled = [k for k, t in enumerate(top) if math.isfinite(t) and not (t == 0 or lo <= t <= hi)]
+    out = list(top)  # rows holding inf or NaN keep it
+    for rows, divide in ((plain, False), (scaled, True)):
+        if not rows:
+            continue
+        w = xp.take(v, xp.asarray(rows, device=device_of(v)), axis=0)
+        if divide:
+            w = w / xp.asarray([top[k] for k in rows], dtype=v.dtype, device=device_of(v))[:, None]
+        for k, s in zip(rows, to_host(xp.vecdot(w, w)).tolist(), strict=True):
+            out[k] = (top[k] if divide else 1.0) * math.sqrt(s)
+    return out
 
 
 def f_at_zero(spectral, like) -> float:
