@@ -212,3 +212,31 @@ def test_memory_is_checked_per_step(monkeypatch):
     assert d.shape == (net.num_params,)
     with pytest.raises(MemoryError, match=r"the eigendecomposition \(1 matrix\(es\) of size"):
         er.newton_direction(net, theta, X, y, damping=10.0, spectral="abs")
+
+
+@pytest.mark.parametrize("call", [
+    lambda net, t, X, y: er.newton_direction(net, t, X, y, 10.0),
+    lambda net, t, X, y: er.newton_direction(net, t, X, y, spectral="abs"),
+    lambda net, t, X, y: er.newton_direction(net, t, X, y, 10.0, curvature="ggn"),
+    lambda net, t, X, y: er.newton_direction(net, t, X, y, 10.0, method="layerwise"),
+    lambda net, t, X, y: er.eigenvalues(net, t, X, y),
+    lambda net, t, X, y: er.per_sample_directions(net, t, X, y, 10.0),
+    lambda net, t, X, y: er.per_sample_eigenvalues(net, t, X, y),
+    lambda net, t, X, y: er.hessian_factor(net, t, X, y, route="gram").newton(10.0),
+    lambda net, t, X, y: er.hessian_factor(net, t, X, y, route="qr").eigh(),
+])
+def test_public_calls_leave_no_reference_cycles(call):
+    # arrays held in a cycle live until the next garbage collection: at large sizes the last
+    # call's coordinates would still be resident while the next call allocates its own
+    import gc
+
+    net = er.MLP([5, 4, 3, 2])
+    theta, X, y = random_problem(net, 3, 0)
+    call(net, theta, X, y)
+    gc.collect()
+    gc.disable()
+    try:
+        call(net, theta, X, y)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -14,6 +14,7 @@ is g = A_B^T u with u_i = delta_L^i / B in the J_L slot, eq. (18).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from .._checks import check_stack
 from ..mlp import flatten
@@ -85,6 +86,26 @@ def _outer(xp, eta, a_prev, delta, w_K, per_sample: bool, bias: bool):
     return dW, (xp.sum(eta, axis=-2) if bias else None)
 
 
+def _dense_core(state: State, rows: Rows):
+    """C_B = (1/B) blockdiag(C_i) as a dense (B r, B r) matrix, eqs. (16), (34)."""
+    B, r = state.B, rows.r
+    C_i = core(state, rows) / B
+    blockdiag = C_i[:, :, None, :] * state.eye(B)[:, None, :, None]
+    return state.xp.reshape(blockdiag, (B * r, B * r))
+
+
+def _apply_core_flat(state: State, rows: Rows, M):
+    """C_B M for M of shape (B r, k) by the block structure of eq. (16)."""
+    B, r = state.B, rows.r
+    M3 = state.xp.reshape(M, (B, r, M.shape[-1]))
+    return state.xp.reshape(apply_core(state, rows, M3), M.shape) / B
+
+
+def _adjoint_flat(state: State, rows: Rows, w):
+    """A^T w for w of shape (k, B r), eq. (19)."""
+    return adjoint(state, rows, state.xp.reshape(w, (w.shape[0], state.B, rows.r)))
+
+
 class HessianFactor(LowRank):
     """H = A^T C A for a batch, exact and structured (eq. (13), eqs. (14)-(26), (34)-(37)).
 
@@ -105,14 +126,15 @@ class HessianFactor(LowRank):
         self._coords = None
         u = state.zeros((B, r))
         u[:, self.rows.J[state.L]] = state.bwd.delta[state.L] / B
+        rows = self.rows  # the callables below take (state, rows), never self: no cycle
         super().__init__(
-            self._dense_core,
-            lambda: gram(state, self.rows),
+            partial(_dense_core, state, rows),
+            partial(gram, state, rows),
             xp.reshape(u, (B * r,)),
-            self._adjoint_flat,
+            partial(_adjoint_flat, state, rows),
             state.net.num_params,
             route=route,
-            apply_C=self._apply_C,
+            apply_C=partial(_apply_core_flat, state, rows),
         )
 
     @property
@@ -179,26 +201,9 @@ class HessianFactor(LowRank):
             lam, spectral = check_damping(damping), check_spectral(spectral)
             return self.coordinates().newton(lam, spectral)[0, :]
 
-    def _dense_core(self):
-        """C_B = (1/B) blockdiag(C_i) as a dense (B r, B r) matrix, eqs. (16), (34)."""
-        B, r = self.state.B, self.rows.r
-        C_i = core(self.state, self.rows) / B
-        blockdiag = C_i[:, :, None, :] * self.state.eye(B)[:, None, :, None]
-        return self.xp.reshape(blockdiag, (B * r, B * r))
-
     def _apply_flat(self, v):
         w = apply_A(self.state, self.rows, v)
         return self.xp.reshape(w, (w.shape[0], self.rank_bound))
-
-    def _apply_C(self, M):
-        """C_B M for M of shape (B r, k) by the block structure of eq. (16)."""
-        B, r = self.state.B, self.rows.r
-        M3 = self.xp.reshape(M, (B, r, M.shape[-1]))
-        return self.xp.reshape(apply_core(self.state, self.rows, M3), M.shape) / B
-
-    def _adjoint_flat(self, w):
-        B, r = self.state.B, self.rows.r
-        return adjoint(self.state, self.rows, self.state.xp.reshape(w, (w.shape[0], B, r)))
 
     def gram(self):
         """G = A A^T (B r x B r) from the structured formulas, eqs. (20)-(23)."""
@@ -219,7 +224,7 @@ class HessianFactor(LowRank):
         """A^T w for w of shape (B r,) or (k, B r); returns (P,) or (k, P), eq. (19)."""
         check_stack("w", w, self.rank_bound, self.state.W[1])
         single = w.ndim == 1
-        out = self._adjoint_flat(w[None, :] if single else w)
+        out = _adjoint_flat(self.state, self.rows, w[None, :] if single else w)
         return out[0, :] if single else out
 
     def matvec(self, v):

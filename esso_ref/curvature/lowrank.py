@@ -65,13 +65,17 @@ class LowRank:
     def __init__(self, C, G, u, adjoint: Callable, num_params: int, route: str = "auto",
                  apply_C: Callable | None = None):
         self._C, self._G, self.u = C, G, u
-        self.apply_C = apply_C or (lambda M: self.C @ M)
+        self._apply_C = apply_C
         self.adjoint = adjoint
         self._route = check_choice("route", route, ROUTES)
         self._qr = None
         self.num_params = num_params
         self.xp = xp_of(u)
         self._root = None
+
+    def apply_C(self, M):
+        """C M for M of shape (n, k): the structured product when one was given, else C @ M."""
+        return self.C @ M if self._apply_C is None else self._apply_C(M)
 
     @property
     def G(self):
