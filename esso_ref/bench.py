@@ -423,10 +423,11 @@ def _public_targets(public: dict) -> dict:
             if key.endswith("_ratio"):
                 name = f"worst_{key[:-6]}_over_floor"
                 out[name] = round(max(out.get(name, 0.0), value), 3)
-        if "per_sample_stacked_speedup" in row:
-            out["min_stacked_over_loop_speedup"] = round(min(
-                out.get("min_stacked_over_loop_speedup", math.inf),
-                row["per_sample_stacked_speedup"]), 3)
+        for key, name in (("per_sample_stacked_speedup", "min_stacked_over_loop_speedup"),
+                          ("per_sample_stacked_speedup_none",
+                           "min_stacked_over_loop_speedup_none")):
+            if key in row:
+                out[name] = round(min(out.get(name, math.inf), row[key]), 3)
     if public.get("load"):
         out["esso_step_loaded_over_idle"] = round(public["load"]["ratio"], 3)
     return out

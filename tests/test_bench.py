@@ -23,6 +23,7 @@ def test_bench_quick_runs_and_reports(tmp_path, capsys):
         assert row["newton_vs_dense_err"] <= 1e-10
         assert row["lanczos_top10_err"] <= 1e-8
     assert {"dense_over_structured_spectrum", "hvp_over_gradient",
-            "per_sample_none_speedup"} <= set(result["targets"])
+            "per_sample_none_speedup", "min_stacked_over_loop_speedup",
+            "min_stacked_over_loop_speedup_none"} <= set(result["targets"])
     assert set(result["fit"]) >= {"spectrum_structured_s", "spectrum_dense_s"}
     assert plot.stat().st_size > 10_000

@@ -122,7 +122,9 @@ class Coordinates:
     def _check(self, y, lam: float, spectral, scale: list) -> None:
         """Apply the singular-to-working-precision rule and the descent test to every group."""
         xp = self.xp
-        g_norm, d_norm = norms(self.b), norms(y)
+        G = self.S.shape[0]
+        both = norms(xp.concat([self.b, y]))  # |b_g| = |g_g| and |y_g| = |d_g| (E orthonormal)
+        g_norm, d_norm = both[:G], both[G:]
         eps = float(xp.finfo(self.S.dtype).eps)
         f0 = f_at_zero(spectral, self.S)
         for k in range(self.S.shape[0]):

@@ -137,8 +137,8 @@ def norms(v) -> list[float]:
     (the squares that underflow are below eps of the sum together, even where subnormals are
     flushed to zero, and the rounded sum stays below the largest float); otherwise the row is
     first divided by t. A row holding inf has norm inf,
-    one holding NaN has norm NaN, without a floating-point warning. One host transfer for the
-    row maxima and one per kind of row.
+    one holding NaN has norm NaN, without a floating-point warning. Two host transfers for the
+    row extremes and one per kind of row.
     """
     xp = xp_of(v)
     G, n = int(v.shape[0]), int(v.shape[-1])
@@ -148,8 +148,8 @@ def norms(v) -> list[float]:
     eps = float(info.eps)
     lo = math.sqrt(n * float(info.smallest_normal) / eps)
     hi = math.sqrt(float(info.max) / (2 * n * (1 + n * eps)))
-    highs, lows = to_host(xp.stack([xp.max(v, axis=-1), -xp.min(v, axis=-1)])).tolist()
-    top = [max(a, b) for a, b in zip(highs, lows, strict=True)]
+    highs, lows = to_host(xp.max(v, axis=-1)).tolist(), to_host(xp.min(v, axis=-1)).tolist()
+    top = [max(a, -b) for a, b in zip(highs, lows, strict=True)]
     plain = [k for k, t in enumerate(top) if t == 0 or lo <= t <= hi]
     if len(plain) == G:
         return [math.sqrt(s) for s in to_host(xp.vecdot(v, v)).tolist()]
