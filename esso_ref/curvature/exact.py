@@ -214,21 +214,26 @@ def _core_sandwich(state: State, rows: Rows, basis, s: int):
     Y4 = xp.reshape(basis.Yt, (G, s, rows.r, basis.size))
     S = state.zeros((G, basis.size, basis.size))
 
-    def flat(Z):
-        return xp.reshape(Z, (G, Z.shape[1] * Z.shape[2], Z.shape[3]))
+    def block(part, cols):
+        """Rows ``part`` of every sample's A (as rows of Y^T), columns ``cols``: (G, s n, k)."""
+        Z = Y4[:, :, part, cols]
+        return Z[:, 0, ...] if s == 1 else xp.reshape(Z, (G, s * Z.shape[2], Z.shape[3]))
+
+    def per_row(v):
+        """Per-sample row weights v (B, n) as one column per group: (G, s n, 1)."""
+        return xp.reshape(v, (G, s * v.shape[1], 1))
 
     pre = basis.prefix(L)
-    Y = Y4[:, :, rows.J[L], pre]
-    LamY = xp.reshape(state.Lam, (G, s, *state.Lam.shape[1:])) @ Y
-    S[:, pre, pre] = xp.matrix_transpose(flat(Y)) @ flat(LamY)
+    LamY = xp.reshape(state.Lam, (G, s, *state.Lam.shape[1:])) @ Y4[:, :, rows.J[L], pre]
+    S[:, pre, pre] = (xp.matrix_transpose(block(rows.J[L], pre))
+                      @ xp.reshape(LamY, (G, s * LamY.shape[2], LamY.shape[3])))
     for l in range(1, L):
         pre = basis.prefix(l)
-        Yl = xp.matrix_transpose(flat(Y4[:, :, rows.J[l], pre]))
-        h = xp.reshape(state.h[l], (G, s, -1, 1))
-        D = xp.reshape(state.fwd.dphi[l], (G, s, -1, 1))
-        S[:, pre, pre] += Yl @ flat(h * Y4[:, :, rows.J[l], pre])
+        Y_l = block(rows.J[l], pre)
+        Y_lT, D = xp.matrix_transpose(Y_l), per_row(state.fwd.dphi[l])
+        S[:, pre, pre] += Y_lT @ (per_row(state.h[l]) * Y_l)
         for own in basis.spans[l + 1]:
-            X = Yl @ flat(D * Y4[:, :, rows.K[l + 1], own])
+            X = Y_lT @ (D * block(rows.K[l + 1], own))
             S[:, pre, own] += X
             S[:, own, pre] += xp.matrix_transpose(X)
     return S / s if s > 1 else S
