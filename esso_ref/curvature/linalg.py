@@ -79,13 +79,11 @@ def solve_shifted(S, lam: float, b, work=None):
         eye = xp.eye(S.shape[-1], dtype=S.dtype, device=array_api_compat.device(S))
         return solve(S + lam * eye, b[..., None])[..., 0]
     work = work_buffer(S, work)
-    if work is None:
-        M = xp.asarray(S, copy=True)
-    else:
-        M = xp.reshape(xp.reshape(work, (-1,))[:S.size], S.shape)
-        M[...] = S
-    diag = xp.arange(S.shape[-1])
-    M[..., diag, diag] += lam
+    flat = xp.empty((S.size,), dtype=S.dtype) if work is None else xp.reshape(work, (-1,))
+    G, q = S.shape[0], S.shape[-1]
+    M = xp.reshape(flat[:S.size], S.shape)  # C-ordered, so the views below are views
+    M[...] = S
+    xp.reshape(M, (G, q * q))[:, ::q + 1] += lam  # the diagonals
     gesv = _lapack("gesv", M)
     x = xp.empty_like(b)
     for k in range(M.shape[0]):
