@@ -63,6 +63,16 @@ import json, sys, warnings
 from esso_ref import MLP, eigenvalues, newton_direction
 from esso_ref.problems import random_problem
 warnings.simplefilter("ignore")
+
+
+def call(net, theta, X, y):
+    if sys.argv[3] == "eigenvalues":
+        return eigenvalues(net, theta, X, y)
+    return newton_direction(net, theta, X, y, 1e-3, sys.argv[3])
+
+
+tiny = MLP([2, 2, 2], sys.argv[2], "cross_entropy")
+call(tiny, *random_problem(tiny, 1, 0))  # lazy imports (SciPy's LAPACK, threadpoolctl) first
 net = MLP(json.loads(sys.argv[1]), sys.argv[2], "cross_entropy")
 theta, X, y = random_problem(net, 1, 0)
 
@@ -76,10 +86,7 @@ try:  # reset the peak to the current resident set (Linux >= 4.0)
 except OSError:
     pass
 before = status("VmRSS:")
-if sys.argv[3] == "eigenvalues":
-    eigenvalues(net, theta, X, y)
-else:
-    newton_direction(net, theta, X, y, 1e-3, sys.argv[3])
+call(net, theta, X, y)
 print(json.dumps([before, status("VmHWM:")]))
 """
 
@@ -87,9 +94,10 @@ print(json.dumps([before, status("VmHWM:")]))
 def _peak_rss(net, call: str) -> float | None:
     """Peak RSS growth of a fresh process running one public call, in MB (Linux; else None).
 
-    The process builds the problem, resets its peak resident set (``/proc/self/clear_refs``),
-    reads its resident set, runs ``call`` (``"eigenvalues"`` or a spectral name of
-    ``newton_direction``) once and reads its peak resident set (``VmHWM``).
+    The process runs ``call`` (``"eigenvalues"`` or a spectral name of ``newton_direction``) once
+    on a tiny network (so that lazy imports are not counted), builds the problem, resets its
+    peak resident set (``/proc/self/clear_refs``), reads its resident set, runs ``call`` once
+    and reads its peak resident set (``VmHWM``).
     """
     import json
     import subprocess
