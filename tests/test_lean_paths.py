@@ -240,3 +240,19 @@ def test_public_calls_leave_no_reference_cycles(call):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("route", ["gram", "qr"])
+def test_gram_and_qr_routes_scale_their_norms(route):
+    # inputs near 1e150 make |C G|_F overflow when squared unscaled: the singular rule must
+    # still be applied without a floating-point warning (it raises or returns, no overflow)
+    net = er.MLP([12, 3, 2], "gelu", "mse", bias=False)
+    theta, X, y = random_problem(net, 1, 4)
+    X = 2e150 * X / np.max(np.abs(X))
+    factor = er.hessian_factor(net, theta, X, y, route=route)
+    try:
+        d = factor.newton(1e-3)
+    except er.SingularCurvatureError as err:
+        assert "singular to working precision" in str(err)
+    else:
+        assert np.all(np.isfinite(d))

@@ -237,7 +237,7 @@ class LowRank:
         CG = self.apply_C(self.G)
         x = self._solve(CG + lam * eye, self.u, lam)
         Gx, Gu = self.G @ x, self.G @ self.u
-        h = float(xp.linalg.vector_norm(CG)) + lam  # |H|_2 = rho(C G) <= |C G|_F
+        h = norms(xp.reshape(CG, (1, -1)))[0] + lam  # |H|_2 = rho(C G) <= |C G|_F (scaled)
         self._check_solution(_sqrt(xp.vecdot(self.u, Gu)), _sqrt(xp.vecdot(x, Gx)),
                              -float(xp.vecdot(x, Gu)), h, lam)
         return -self.adjoint(x[None, :])[0, :]
@@ -250,9 +250,9 @@ class LowRank:
         c = R1 @ self.u
         eye = xp.eye(S.shape[0], dtype=S.dtype, device=array_api_compat.device(S))
         y = self._solve(S + lam * eye, c, lam)
-        h = float(xp.linalg.vector_norm(S)) + lam
-        self._check_solution(_sqrt(xp.vecdot(c, c)), _sqrt(xp.vecdot(y, y)),
-                             -float(xp.vecdot(c, y)), h, lam)
+        h = norms(xp.reshape(S, (1, -1)))[0] + lam
+        c_norm, y_norm = norms(xp.stack([c, y]))
+        self._check_solution(c_norm, y_norm, -_scaled_dot(c, y, c_norm, y_norm), h, lam)
         return -(Q1 @ y)
 
     @staticmethod
@@ -283,3 +283,15 @@ class LowRank:
 
 def _sqrt(x) -> float:
     return math.sqrt(max(float(x), 0.0))
+
+
+def _scaled_dot(a, b, a_norm: float, b_norm: float) -> float:
+    """The dot product a . b as a host float, from unit vectors (no overflow before the end).
+
+    NaN when a norm is not finite (the singular rule has then already raised).
+    """
+    if not (math.isfinite(a_norm) and math.isfinite(b_norm)):
+        return math.nan
+    if a_norm == 0 or b_norm == 0:
+        return 0.0
+    return float(xp_of(a).vecdot(a / a_norm, b / b_norm)) * a_norm * b_norm
