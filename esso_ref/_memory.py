@@ -8,6 +8,7 @@ without it the host's available memory (``MemAvailable`` of /proc/meminfo) is th
 
 from __future__ import annotations
 
+import math
 import os
 
 __all__ = ["InsufficientMemoryError", "available_memory", "check_allocation", "format_bytes"]
@@ -52,9 +53,12 @@ def available_memory(xp=None) -> float | None:
     limit = os.environ.get(ENV)
     if limit:
         try:
-            return float(limit)
+            value = float(limit)
         except ValueError:
-            raise ValueError(f"expected {ENV} to be a number of bytes, got {limit!r}") from None
+            value = math.nan
+        if not value > 0 or not math.isfinite(value):
+            raise ValueError(f"expected {ENV} to be a positive number of bytes, got {limit!r}")
+        return value
     if xp is not None and "cupy" in getattr(xp, "__name__", ""):
         import cupy
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 
 __all__ = ["EXIT_DIVERGED", "EXIT_INTERNAL", "EXIT_USAGE", "Parser", "add_parser", "count",
@@ -91,6 +92,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def accuracy(text: str) -> float:
+    """An argparse type: an accuracy in (0, 1]."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected an accuracy in (0, 1], got {text!r}")
+    return value
+
+
 def _cell(value) -> str:
     if value is None:
         return "-"
@@ -123,24 +132,28 @@ def run_command(args) -> int:
     from .train import Diverged
 
     name = f"esso-ref {args.command}"
-    if getattr(args, "debug", False):
-        return args.run(args)
-    warnings.showwarning = _one_line_warnings
+    debug = getattr(args, "debug", False)
+    if not debug:
+        warnings.showwarning = _one_line_warnings
+
+    def fail(line: str, code: int) -> int:
+        if debug:  # the traceback first; the exit status is the same as without --debug
+            traceback.print_exc()
+        print(line, file=sys.stderr)
+        return code
+
     try:
         return args.run(args)
     except Diverged as err:
-        print(f"{name}: {err}", file=sys.stderr)
-        return EXIT_DIVERGED
+        return fail(f"{name}: {err}", EXIT_DIVERGED)
     except (ValueError, TypeError, ImportError, OSError) as err:
-        print(f"{name}: error: {_message(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"{name}: error: {_message(err)}", EXIT_USAGE)
     except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return fail(f"{name}: interrupted", 130)
     except Exception as err:  # an internal failure: one line, traceback with --debug
-        print(f"{name}: internal error: {type(err).__name__}: {_message(err)} (rerun with "
-              "--debug for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return fail(f"{name}: internal error: {type(err).__name__}: {_message(err)}"
+                    + ("" if debug else " (rerun with --debug for the traceback)"),
+                    EXIT_INTERNAL)
 
 
 def _message(err: BaseException) -> str:

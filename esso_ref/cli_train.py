@@ -6,7 +6,7 @@ import json
 import sys
 
 from .activations import ACTIVATIONS
-from .cli_common import add_parser, count, format_table, positive_float, sizes
+from .cli_common import accuracy, add_parser, count, format_table, positive_float, sizes
 
 __all__ = ["add_compare", "add_spectrum", "add_train"]
 
@@ -112,7 +112,8 @@ def add_compare(sub) -> None:
     p.add_argument("--optimizers", default="esso,sgd,adam",
                    help=f"comma-separated names of {', '.join(OPTIMIZERS)}")
     p.add_argument("--seeds", type=count(1), default=5, help="seeds per optimizer")
-    p.add_argument("--target", type=float, default=0.95, help="target test accuracy")
+    p.add_argument("--target", type=accuracy, default=0.95,
+                   help="target test accuracy, in (0, 1]")
     p.add_argument("--out", default="compare",
                    help="output prefix of .csv, .json, .png (its folder is created)")
     p.add_argument("--label", default=None, help="label of this run in the table")
@@ -157,7 +158,7 @@ def add_spectrum(sub) -> None:
 
     p = add_parser(sub, "spectrum", help="exact eigenvalues of one sample's Hessian",
                    description="All eigenvalues of one training sample's Hessian "
-                   "(structured, eqs. (24)-(25)) at init or at a checkpoint's theta (whose "
+                   "(structured, eq. (42)) at init or at a checkpoint's theta (whose "
                    "dataset, network and seed are then used).")
     p.add_argument("--dataset", default=None, choices=DATASETS,
                    help="data set (default: the checkpoint's, else digits)")

@@ -17,7 +17,7 @@ def sharpness(net: MLP, theta, X, y, k: int = 3) -> dict:
 
     Returns the top-k eigenvalues of the full training-set Hessian (Lanczos on Hessian-vector
     products) and the mean and maximum of every sample's exact largest eigenvalue (structured,
-    eqs. (24)-(25), stacked).
+    eq. (42), stacked).
     """
     from scipy.sparse.linalg import eigsh
 
@@ -55,7 +55,7 @@ def check_sample_memory(net: MLP, what: str, xp=None) -> None:
 
 
 def sample_spectrum(net: MLP, theta, data, index: int = 0) -> dict:
-    """Summary of the exact spectrum of one training sample's Hessian, eqs. (24)-(25)."""
+    """Summary of the exact spectrum of one training sample's Hessian, eq. (42)."""
     from .curvature import eigenvalues
 
     mu = to_host(eigenvalues(net, theta, data.X_train[index],

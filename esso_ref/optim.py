@@ -5,7 +5,7 @@ baselines also expose ``opt.update(grad, state, theta) -> (delta, state)`` so th
 gradient sequences can be compared with ``torch.optim``.
 
 - [`ESSO`][esso_ref.optim.ESSO]: exact stochastic second order, theta <- theta + lr d with d
-  the exact damped, spectrally adjusted Newton direction of the batch (eqs. (27)-(28), (33),
+  the exact damped, spectrally adjusted Newton direction of the batch (eqs. (43)-(44), (33),
   (36), (37)).
 - [`SGD`][esso_ref.optim.SGD]: theta <- theta - lr (g + wd theta), heavy-ball / Nesterov
   momentum exactly as ``torch.optim.SGD`` (first step: buf = g).
@@ -145,7 +145,7 @@ class ESSO:
         lr: step length on the Newton direction (1 is the full step).
         damping: lam > 0.
         spectral: ``"abs"`` (default, the absolute Hessian), ``"clip"``, ``"none"``, callable.
-        method: ``"structured"`` (full Hessian, eqs. (27)-(28)) or ``"layerwise"`` (eq. (33)).
+        method: ``"structured"`` (full Hessian, eqs. (43)-(44)) or ``"layerwise"`` (eq. (33)).
         curvature: ``"hessian"`` or ``"ggn"`` (eq. (37)).
         batch_mode: ``"exact"`` (the batch-mean Hessian, eq. (34)) or ``"per_sample_mean"``
             (the mean of every sample's own direction, eq. (36)).

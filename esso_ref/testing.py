@@ -150,7 +150,7 @@ def assert_hessian_matches(fn, problem: Problem, tol_eps: float = 4500.0) -> Non
 
 def assert_newton_matches(fn, problem: Problem, damping: float = 1e-1, spectral="abs",
                           tol_eps: float = 4.5e7) -> None:
-    """Assert that ``fn(net, theta, X, y, damping)`` equals the exact direction, eqs. (27)-(28).
+    """Assert that ``fn(net, theta, X, y, damping)`` equals the exact direction, eqs. (43)-(44).
 
     ``spectral`` selects the reference (``"none"``, ``"abs"``, ``"clip"`` or a callable). The
     tolerance bounds a forward error, so keep the damping large enough for a well-conditioned
@@ -198,7 +198,7 @@ def assert_eigenvalues_close(mu, mu_ref, r: int, norm_H: float | None = None,
 def assert_eigenvalues_match(fn, problem: Problem, tol_eps: float = 50.0) -> None:
     """Assert that ``fn(net, theta, X, y)`` (all P eigenvalues) equals esso_ref's spectrum.
 
-    The reference is ``er.eigenvalues`` (structured, eqs. (24)-(26)); the tolerance is
+    The reference is ``er.eigenvalues`` (structured, eq. (42)); the tolerance is
     `assert_eigenvalues_close`'s ``tol_eps`` r eps |H|_2 with r = B R.
     """
     from .backend import to_host

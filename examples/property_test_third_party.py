@@ -5,8 +5,14 @@ its property test passes at a loose tolerance and fails at a sharp one. Equation
 the reference. Runs hypothesis directly (no pytest needed). Ends with asserts.
 """
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import sys
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:
+    sys.exit("this example needs hypothesis: pip install hypothesis (or the test extra, "
+             "pip install -e '.[test]')")
 
 from esso_ref.testing import assert_hvp_matches, directions, networks
 

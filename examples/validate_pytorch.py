@@ -1,7 +1,7 @@
 """Validate a PyTorch curvature implementation against esso_ref's golden cases.
 
-Equations: gradient (8), H v (11), dense Hessian (12), exact spectrum (24)-(26), absolute-Hessian
-Newton direction (28). The "implementation under test" below is plain PyTorch autograd
+Equations: gradient (8), H v (11), dense Hessian (12), exact spectrum (42), absolute-Hessian
+Newton direction (44). The "implementation under test" below is plain PyTorch autograd
 (torch.func); replace `torch_outputs` with your own code to validate it.
 
 Run: python examples/validate_pytorch.py [DIR]   (DIR: where to export the cases; a temp dir
@@ -12,8 +12,12 @@ import sys
 import tempfile
 
 import numpy as np
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ImportError:
+    sys.exit("this example needs PyTorch: pip install -e '.[torch]' (torch==2.13.0)")
 
 import esso_ref as er
 

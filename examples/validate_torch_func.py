@@ -8,7 +8,12 @@ units, the tolerance and, for a failure, a saved reproducer. Replace the five fu
 with your own code to validate it. Run: python examples/validate_torch_func.py
 """
 
-import torch
+import sys
+
+try:
+    import torch
+except ImportError:
+    sys.exit("this example needs PyTorch: pip install -e '.[torch]' (torch==2.13.0)")
 
 import esso_ref as er
 from esso_ref.interop import TORCH_ACTIVATIONS, flat_loss, torch_callable

@@ -32,6 +32,8 @@ def one_line(err: str) -> str:
 
 
 @pytest.mark.parametrize("argv, pattern", [
+    (["compare", "--target", "2"], r"expected an accuracy in \(0, 1\], got '2'"),
+    (["compare", "--target", "-1"], "expected a finite number > 0"),
     (["train", "--batch-size", "0"], "expected an integer >= 1, got 0"),
     (["train", "--batch-size", "-5"], "expected an integer >= 1, got -5"),
     (["train", "--epochs", "0"], "expected an integer >= 1, got 0"),
@@ -141,10 +143,10 @@ def test_internal_error_exits_1_and_debug_shows_the_traceback(monkeypatch, capsy
     monkeypatch.setattr(problems, "random_problem", broken)
     code, _, err = run(["verify"], capsys)
     assert code == 1 and "internal error: RuntimeError: boom" in one_line(err)
-    with pytest.raises(RuntimeError, match="boom"):
-        main(["--debug", "verify"])
-    with pytest.raises(RuntimeError, match="boom"):
-        main(["verify", "--debug"])
+    for argv in (["--debug", "verify"], ["verify", "--debug"]):
+        code, _, err = run(argv, capsys)  # the traceback, then the same line and exit status
+        assert code == 1 and "Traceback" in err and 'raise RuntimeError("boom")' in err
+        assert err.strip().splitlines()[-1] == "esso-ref verify: internal error: RuntimeError: boom"
 
 
 def test_subprocess_exit_codes_and_no_traceback(tmp_path):
@@ -272,3 +274,55 @@ def test_library_boundaries(tmp_path):
     with pytest.raises(ValueError, match=r"state 'm' of shape \(17,\)"):
         opt.step(net.init(0), {"m": np.zeros(3), "v": np.zeros(3), "t": 0}, net,
                  np.ones((1, 2)), np.ones((1, 2)))
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_status(capsys):
+    code, _, err = run(["spectrum", "--dataset", "digits", "--sample", "100000"], capsys)
+    assert code == 2 and "expected --sample" in one_line(err)
+    code, _, err = run(["--debug", "spectrum", "--dataset", "digits", "--sample", "100000"],
+                       capsys)
+    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith(
+        "esso-ref spectrum: error: expected --sample")
+
+
+@pytest.mark.parametrize("cap", ["-5", "0", "nan", "abc"])
+def test_memory_cap_must_be_a_positive_number(cap, monkeypatch):
+    import esso_ref as er
+    from esso_ref.problems import random_problem
+
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", cap)
+    net = er.MLP([784, 512, 512, 10])
+    theta, X, y = random_problem(net, 8, 0)
+    with pytest.raises(ValueError, match="expected ESSO_REF_MAX_MEMORY to be a positive number"):
+        er.eigenvalues(net, theta, X, y)
+
+
+def test_dense_factor_views_refuse_before_allocating(monkeypatch):
+    import esso_ref as er
+    from esso_ref.problems import random_problem
+
+    net = er.MLP([784, 512, 512, 10])
+    theta, X, y = random_problem(net, 8, 0)
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", "1e6")
+    f = er.hessian_factor(net, theta, X, y)
+    for view, what in ((f.gram, "the Gram matrix"), (f.core, "the dense core C"),
+                       (f.materialize_A, r"A \(16464 x 669706\)"),
+                       (f.to_dense, r"the dense H \(P x P")):
+        with pytest.raises(MemoryError, match=f"{what}.*needs about"):
+            view()
+    with pytest.raises(MemoryError, match=r"layer 1's block") as info:
+        er.newton_direction(net, theta, X, y, method="layerwise")
+    assert "method='layerwise'" not in str(info.value)
+
+
+def test_materialized_A_matches_its_products():
+    import esso_ref as er
+    from esso_ref.problems import random_problem
+
+    net = er.MLP([4, 3, 2])
+    theta, X, y = random_problem(net, 3, 0)
+    f = er.hessian_factor(net, theta, X, y)
+    A = f.materialize_A()
+    v = np.random.default_rng(0).standard_normal(net.num_params)
+    assert A.shape == (f.rank_bound, net.num_params)
+    assert np.max(np.abs(A @ v - f.apply_A(v))) <= 1e-14 * np.max(np.abs(A)) * np.sum(np.abs(v))

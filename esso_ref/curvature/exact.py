@@ -41,6 +41,9 @@ from .state import State
 
 __all__ = ["Coordinates", "coordinates"]
 
+_HINT = ("use fewer samples per call (per-sample routes or a smaller batch), "
+         "method='layerwise', or Lanczos on er.as_linear_operator")
+
 
 @dataclass
 class Coordinates:
@@ -56,6 +59,7 @@ class Coordinates:
             formed: the solve of eq. (43) writes its copy of S there instead of into new
             memory (None: no usable buffer, `linalg.work_buffer`). An eigendecomposition
             releases it first, so that its memory is free for LAPACK.
+        hint: what to do instead, in the memory check's error.
     """
 
     S: Any
@@ -63,6 +67,7 @@ class Coordinates:
     expand: Callable
     num_params: int
     work: Any = None
+    hint: str = _HINT
 
     @property
     def xp(self):
@@ -94,7 +99,7 @@ class Coordinates:
         self.work = None
         G, q = int(self.S.shape[0]), self.size
         check_allocation(_itemsize(self.xp, self.S.dtype) * G * squares * q * q,
-                         f"{what} ({G} matrix(es) of size {q})", _HINT, self.xp)
+                         f"{what} ({G} matrix(es) of size {q})", self.hint, self.xp)
 
     def frobenius(self):
         """|H_g|_F = |S_g|_F for every group, as host floats."""
@@ -141,10 +146,6 @@ class Coordinates:
                 f" H + damping I is indefinite, smallest eigenvalue of H = {mu_min:.6e} < "
                 f"-damping = {-lam:g}; use spectral='abs' or 'clip', or a larger damping",
                 NotDescentWarning, stacklevel=user_stacklevel())
-
-
-_HINT = ("use fewer samples per call (per-sample routes or a smaller batch), "
-         "method='layerwise', or Lanczos on er.as_linear_operator")
 
 
 def _itemsize(xp, dtype) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 from .._checks import check_stack
+from .._memory import check_allocation
 from ..mlp import flatten
 from ..threads import blas_threads, threads_for
 from .core import Rows, apply_core, core
@@ -89,9 +90,17 @@ def _outer(xp, eta, a_prev, delta, w_K, per_sample: bool, bias: bool):
 def _dense_core(state: State, rows: Rows):
     """C_B = (1/B) blockdiag(C_i) as a dense (B r, B r) matrix, eqs. (16), (34)."""
     B, r = state.B, rows.r
+    _check_dense(state, 2 * (B * r) ** 2, f"the dense core C ({B * r} x {B * r})")
     C_i = core(state, rows) / B
     blockdiag = C_i[:, :, None, :] * state.eye(B)[:, None, :, None]
     return state.xp.reshape(blockdiag, (B * r, B * r))
+
+
+def _check_dense(state: State, numbers: int, what: str) -> None:
+    """Refuse a dense array of ``numbers`` entries that would not fit (before allocating)."""
+    check_allocation((state.xp.finfo(state.dtype).bits // 8) * numbers, what,
+                     "use the structured calls (eigenvalues, newton_direction, matvec) or "
+                     "fewer samples", state.xp)
 
 
 def _apply_core_flat(state: State, rows: Rows, M):
@@ -236,13 +245,15 @@ class HessianFactor(LowRank):
         return out[0, :] if single else out
 
     def materialize_A(self):
-        """A as a dense (B r, P) matrix (tests and small nets only)."""
-        P = self.num_params
-        eye = self.state.eye(P)
-        return self.xp.matrix_transpose(self.apply_A(eye))
+        """A as a dense (B r, P) matrix (tests and small nets only): row i is A^T e_i."""
+        n, P = self.rank_bound, self.num_params
+        _check_dense(self.state, 2 * n * P + n * n, f"A ({n} x {P})")
+        return _adjoint_flat(self.state, self.rows, self.state.eye(n))
 
     def to_dense(self):
         """H = A^T C A as a dense P x P matrix (tests and small nets only)."""
+        n, P = self.rank_bound, self.num_params
+        _check_dense(self.state, 2 * P * P + 3 * n * P, f"the dense H (P x P, P = {P})")
         A = self.materialize_A()
         return self.xp.matrix_transpose(A) @ self.C @ A
 

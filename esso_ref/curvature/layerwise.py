@@ -17,6 +17,7 @@ routes of eqs. (42)-(44) apply; for B = 1 they are exactly eqs. (32)-(33).
 
 from __future__ import annotations
 
+from .._memory import check_allocation
 from . import linalg
 from .exact import Coordinates
 from .spectral import Spectrum
@@ -41,6 +42,10 @@ def backprop_M(state: State, ggn: bool = False) -> list:
     return M
 
 
+_LAYER_HINT = ("use fewer samples per call (a layer block of B samples has size n_l min(B, "
+               "n_(l-1) + 1)), or Lanczos on er.as_linear_operator")
+
+
 def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
     """Layer l's block, eqs. (30)-(33), as E S E^T with the basis E = I (x) Q_a of eq. (40).
 
@@ -51,6 +56,9 @@ def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
     """
     xp, B, n, n_prev = state.xp, state.B, state.net.sizes[l], state.net.sizes[l - 1]
     a_t = state.a_tilde(l - 1)
+    k = min(B, a_t.shape[1])
+    check_allocation((xp.finfo(state.dtype).bits // 8) * (3 * (n * k) ** 2 + B * k * k),
+                     f"layer {l}'s block (size {n * k})", _LAYER_HINT, xp)
     Q_a = linalg.qr(xp.matrix_transpose(a_t))[0]
     c = a_t @ Q_a
     k = c.shape[1]
@@ -65,7 +73,8 @@ def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
         W = xp.reshape(X[..., :n_prev], (*y.shape[:2], n * n_prev))
         return xp.concat([W, X[..., n_prev]], axis=-1) if state.net.bias else W
 
-    return Coordinates(S[None, ...], b[None, ...], expand, n * a_t.shape[1])
+    return Coordinates(S[None, ...], b[None, ...], expand, n * a_t.shape[1],
+                       hint=_LAYER_HINT)
 
 
 def layer_spectra(state: State, ggn: bool = False) -> list[Spectrum]:

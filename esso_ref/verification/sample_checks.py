@@ -115,7 +115,7 @@ def check_ggn(ctx: Context) -> list[Check]:
     rows = [ctx.bounded("ggn/dense", "A^T C A eq. (37)", "J^T Lam J complex step",
                         max_abs(f.to_dense() - ref), terms, dG, C_SUM,
                         "max|diff| / max(|J|^T |Lam| |J|)")]
-    names = ("ggn/eigenvalues", "structured eq. (25), (37)", "eigh(J^T Lam J)")
+    names = ("ggn/eigenvalues", "structured eq. (42), (37)", "eigh(J^T Lam J)")
     try:
         rows.append(eig_row(ctx, *names, f.eigh().full(), eig.full(), r, eig.norm2(), dG_fro))
     except (ArithmeticError, ValueError, IndexError) as err:

@@ -27,6 +27,9 @@ TOL_BACKWARD = 1000.0  # eps
 TOL_IDENTITY = 64.0   # trace / Frobenius identities, times the summed eigenvalue bounds
 
 
+_NEWTON_EQ = {"structured": "(43)-(44)", "layerwise": "(33)", "dense": "(12)"}
+
+
 def eig_row(ctx: Context, name, a, b, got, ref, r: int, norm2: float, dfro: float) -> Check:
     """max|got - ref| (sorted, zero-padded to one length) vs 50 r eps |H|_2 + C |dH|_F."""
     xp = ctx.xp
@@ -40,7 +43,7 @@ def eig_row(ctx: Context, name, a, b, got, ref, r: int, norm2: float, dfro: floa
 def check_spectrum(ctx: Context) -> list[Check]:
     """Structured eigenvalues vs dense; trace / Frobenius identities; layer blocks."""
     if not ctx.dense_ok:
-        return [ctx.skip("spectrum/dense", "structured eq. (25)", "dense eigh")]
+        return [ctx.skip("spectrum/dense", "structured eq. (42)", "dense eigh")]
     xp, H, f = ctx.xp, ctx.dense(), ctx.factor()
     ref = ctx.eig("H", H, f.rank_bound)
     norm2, dfro = max(ref.norm2(), ctx.terms_scale()[1]), ctx.dense_change()[1]
@@ -50,7 +53,7 @@ def check_spectrum(ctx: Context) -> list[Check]:
     tr, fro2 = float(xp.linalg.trace(H)), float(xp.sum(H * H))
     abs_mu = float(xp.sum(xp.abs(mu)))
     return [
-        eig_row(ctx, "spectrum/dense", "structured eq. (25)", "dense eigh", f.eigh().full(),
+        eig_row(ctx, "spectrum/dense", "structured eq. (42)", "dense eigh", f.eigh().full(),
                 ref.full(), r, norm2, dfro),
         ctx.bounded("spectrum/trace", "sum(mu)", "trace(H) dense", abs(float(xp.sum(mu)) - tr),
                     abs_mu, r * eig_bound / C_PERT, TOL_IDENTITY, "|sum mu - tr H| / sum|mu|"),
@@ -151,7 +154,8 @@ def check_newton(ctx: Context) -> list[Check]:
         for method in ("structured", "layerwise", "dense"):
             eig = blocks if method == "layerwise" else full
             for spectral in ("none", "abs", "clip"):
-                name, route = f"newton/{method}/{curvature}/{spectral}", f"{method} eq. (27)-(28)"
+                name = f"newton/{method}/{curvature}/{spectral}"
+                route = f"{method} eq. {_NEWTON_EQ[method]}"
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
