@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .cli_common import add_parser
+
 __all__ = ["add_analysis_commands"]
 
 
@@ -22,7 +24,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def _add_analyze(sub) -> None:
-    p = sub.add_parser("analyze", help="exact per-sample spectra of a whole data set (Zarr)",
+    p = add_parser(sub, "analyze", help="exact per-sample spectra of a whole data set (Zarr)",
                        description="Every sample's exact Hessian (and GGN) eigenvalues, their "
                        "statistics and optional mini-batch spectra, computed on Dask in chunks "
                        "into a resumable Zarr store (docs/analysis.md).")
@@ -33,11 +35,11 @@ def _add_analyze(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument("--out", required=True, help="the Zarr store to create or complete")
     p.add_argument("--sizes", type=_sizes, default=None, help="widths (default n_0,32,n_out)")
-    p.add_argument("--activation", default="tanh")
-    p.add_argument("--no-bias", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--activation", default="tanh", help="hidden activation")
+    p.add_argument("--no-bias", action="store_true", help="a network without biases")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial theta")
     p.add_argument("--checkpoint", default=None, help="take the net and theta from here")
-    p.add_argument("--dtype", default="float64")
+    p.add_argument("--dtype", default="float64", help="float64 or float32")
     p.add_argument("--ggn", action="store_true", help="also the Gauss-Newton spectra")
     p.add_argument("--batch-size", type=int, default=None,
                    help="also exact spectra of disjoint mini-batches of this size (B r <= P)")
@@ -81,7 +83,7 @@ def _run_analyze(args) -> int:
 
 
 def _add_summary(sub) -> None:
-    p = sub.add_parser("summary", help="tables and figures of an analysis store",
+    p = add_parser(sub, "summary", help="tables and figures of an analysis store",
                        description="Per-class and overall tables of the largest eigenvalue, "
                        "negative fraction and trace; spectral density; mini-batch outliers.")
     p.add_argument("store", help="a store written by esso-ref analyze")
