@@ -161,6 +161,9 @@ def preflight(config: TrainConfig, data: Dataset | None = None):
     check_counts(config)
     data = data or load_dataset(config.dataset, config.data_dir, config.seed)
     sizes = config.sizes or [data.num_inputs, 32, data.num_outputs]
+    if sizes[0] != data.num_inputs or sizes[-1] != data.num_outputs:
+        raise ValueError(f"expected sizes from {data.num_inputs} to {data.num_outputs} for "
+                         f"{config.dataset}, got {list(sizes)}")
     net = MLP(sizes, config.activation, data.loss)
     opt = make_optimizer(config.optimizer, **config.optimizer_kwargs())
     check_step_memory(opt, net, min(config.batch_size, data.X_train.shape[0]))

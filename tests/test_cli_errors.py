@@ -33,6 +33,7 @@ def one_line(err: str) -> str:
 
 @pytest.mark.parametrize("argv, pattern", [
     (["compare", "--target", "2"], r"expected an accuracy in \(0, 1\], got '2'"),
+    (["train", "--sizes", "64,32,9", "--quiet"], r"expected sizes from 64 to 10 for digits"),
     (["compare", "--target", "-1"], "expected a finite number > 0"),
     (["train", "--batch-size", "0"], "expected an integer >= 1, got 0"),
     (["train", "--batch-size", "-5"], "expected an integer >= 1, got -5"),
