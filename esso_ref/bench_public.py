@@ -176,25 +176,33 @@ def step_under_load(repeats: int = 20) -> dict:
 
 
 def format_public(rows: list[dict], load: dict | None = None) -> str:
-    """Aligned table: each public call's time, its floor and their ratio."""
+    """Aligned tables of the public calls: time, floor and ratio, then stacked against a loop.
+
+    The ratio is time / floor; the stacked per-sample calls' speed-up is loop / stacked.
+    """
     names = ["newton_none", "newton_abs", "newton_clip", "eigenvalues", "per_sample_none",
              "per_sample_abs", "per_sample_eigenvalues"]
-    lines = [f"{'network':24} {'B':>4} {'call':24} {'time ms':>10} {'floor ms':>10} {'ratio':>7}"]
+    lines = ["public calls against their floors (gradient + the bare dense routine)",
+             f"{'network':24} {'B':>4} {'call':24} {'time ms':>10} {'floor ms':>10} {'ratio':>7}"]
+    stacked = []
     for row in rows:
         for name in names:
             if f"{name}_s" in row:
                 lines.append(f"{row['sizes']!s:24} {row['B']:>4} {name:24} "
                              f"{1e3 * row[name + '_s']:>10.2f} "
-                             f"{1e3 * row[name + '_floor_s']:>10.2f} {row[name + '_ratio']:>7.2f}")
+                             f"{1e3 * row[name + '_floor_s']:>10.2f} {row[name + '_ratio']:>6.2f}x")
         for spectral, key in (("none", "per_sample_stacked_speedup_none"),
                               ("abs", "per_sample_stacked_speedup")):
             if key in row:
-                lines.append(f"{row['sizes']!s:24} {row['B']:>4} "
-                             f"{'stacked vs loop (' + spectral + ')':24} "
-                             f"{1e3 * row['per_sample_' + spectral + '_s']:>10.2f} "
-                             f"{1e3 * row['per_sample_loop_' + spectral + '_s']:>10.2f} "
-                             f"{row[key]:>6.1f}x")
+                stacked.append(f"{row['sizes']!s:24} {row['B']:>4} {spectral:>8} "
+                               f"{1e3 * row['per_sample_' + spectral + '_s']:>12.2f} "
+                               f"{1e3 * row['per_sample_loop_' + spectral + '_s']:>10.2f} "
+                               f"{row[key]:>9.2f}x")
+    if stacked:
+        lines += ["", "stacked per-sample directions against a loop of newton_direction",
+                  f"{'network':24} {'B':>4} {'spectral':>8} {'stacked ms':>12} {'loop ms':>10} "
+                  f"{'speed-up':>10}", *stacked]
     if load:
-        lines.append(f"ESSO step idle {1e3 * load['esso_step_idle_s']:.2f} ms, with both cores "
-                     f"busy {1e3 * load['esso_step_loaded_s']:.2f} ms ({load['ratio']:.2f}x)")
+        lines += ["", f"ESSO step idle {1e3 * load['esso_step_idle_s']:.2f} ms, with both cores "
+                  f"busy {1e3 * load['esso_step_loaded_s']:.2f} ms ({load['ratio']:.2f}x)"]
     return "\n".join(lines)

@@ -156,7 +156,10 @@ def _run_bench(args) -> int:
         print(json.dumps(result))
     else:
         print(bench_table(result))
-        print("targets: " + json.dumps(result["targets"]))
+        print("\nsummary (worst ratio to the floor per call, smallest stacked speed-up; "
+              "targets in docs/performance.md):")
+        print(format_table([{"measure": k, "value": v}
+                            for k, v in sorted(result["targets"].items())]))
     if args.plot:
         from .plots import plot_bench
 
