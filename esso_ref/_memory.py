@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["InsufficientMemoryError", "available_memory", "check_allocation", "format_bytes"]
+__all__ = ["InsufficientMemoryError", "available_memory", "check_allocation", "check_entries",
+           "format_bytes"]
 
 ENV = "ESSO_REF_MAX_MEMORY"
 # refuse an allocation above this fraction of the available memory (copies and workspace)
@@ -91,3 +92,8 @@ def check_allocation(nbytes: float, what: str, hint: str, xp=None) -> None:
     raise InsufficientMemoryError(
         f"{what} needs about {format_bytes(nbytes)}, but only {format_bytes(available)} "
         f"of memory is available; {hint}")
+
+
+def check_entries(count: float, dtype, what: str, hint: str, xp) -> None:
+    """`check_allocation` for ``count`` array entries of ``dtype`` in the namespace ``xp``."""
+    check_allocation(count * (xp.finfo(dtype).bits // 8), what, hint, xp)

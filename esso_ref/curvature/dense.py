@@ -7,7 +7,7 @@ For small networks only: O(P^2) memory and O(P) passes.
 
 from __future__ import annotations
 
-from .._memory import check_allocation
+from .._memory import check_entries
 from .hvp import hvp_state
 from .state import State, prepare, sample_state
 
@@ -19,9 +19,9 @@ _CHUNK = 256
 def dense_state(state: State, symmetric: bool = True):
     """Dense batch-mean Hessian (P x P) of a prepared state from HVP columns, eq. (12)."""
     xp, P = state.xp, state.net.num_params
-    check_allocation(3 * P * P * (xp.finfo(state.dtype).bits // 8),
-                     f"the dense Hessian (P x P, P = {P})", "use the structured routes "
-                     "(eigenvalues, hessian_factor, newton_direction) or hvp instead", xp)
+    check_entries(3 * P * P, state.dtype, f"the dense Hessian (P x P, P = {P})",
+                  "use the structured routes (eigenvalues, hessian_factor, newton_direction) "
+                  "or hvp instead", xp)
     eye = state.eye(P)
     cols = [hvp_state(state, eye[j:min(j + _CHUNK, P), :]) for j in range(0, P, _CHUNK)]
     H = xp.matrix_transpose(xp.concat(cols, axis=0))

@@ -23,7 +23,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._memory import check_allocation
+from .._memory import check_entries
 from ..backend import xp_of
 from . import linalg
 from .basis import basis_columns, basis_size, build_basis
@@ -98,8 +98,8 @@ class Coordinates:
         """Release the work buffer, then check that ``squares`` q x q arrays per group fit."""
         self.work = None
         G, q = int(self.S.shape[0]), self.size
-        check_allocation(_itemsize(self.xp, self.S.dtype) * G * squares * q * q,
-                         f"{what} ({G} matrix(es) of size {q})", self.hint, self.xp)
+        check_entries(G * squares * q * q, self.S.dtype, f"{what} ({G} matrix(es) of size {q})",
+                      self.hint, self.xp)
 
     def frobenius(self):
         """|H_g|_F = |S_g|_F for every group, as host floats."""
@@ -148,10 +148,6 @@ class Coordinates:
                 NotDescentWarning, stacklevel=user_stacklevel())
 
 
-def _itemsize(xp, dtype) -> int:
-    return xp.finfo(dtype).bits // 8
-
-
 def _solve(S, b, lam: float, work=None):
     """(S + lam I)^{-1} b for every group, eq. (43)."""
     try:
@@ -176,9 +172,9 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     q_E = basis_columns(state.net.sizes, state.net.bias, s, ggn=not rows.K)
     q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
     numbers = 2 * s * r * q_E + q * q + (2 * s * r * q_E if q_E > s * r else 0)  # + the QR's
-    check_allocation(_itemsize(xp, state.dtype) * (B // s) * numbers,
-                     f"the exact curvature route ({B // s} system(s) of size {q}, "
-                     f"{B // s} x {s * r} x {q_E} coordinates)", _HINT, xp)
+    check_entries((B // s) * numbers, state.dtype,
+                  f"the exact curvature route ({B // s} system(s) of size {q}, "
+                  f"{B // s} x {s * r} x {q_E} coordinates)", _HINT, xp)
     basis = build_basis(state, rows, s)
     Yt, reduce = basis.Yt, None
     if Yt.shape[-1] > Yt.shape[-2]:

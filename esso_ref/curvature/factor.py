@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 from .._checks import check_stack
-from .._memory import check_allocation
+from .._memory import check_entries
 from ..mlp import flatten
 from ..threads import blas_threads, threads_for
 from .core import Rows, apply_core, core
@@ -98,9 +98,8 @@ def _dense_core(state: State, rows: Rows):
 
 def _check_dense(state: State, numbers: int, what: str) -> None:
     """Refuse a dense array of ``numbers`` entries that would not fit (before allocating)."""
-    check_allocation((state.xp.finfo(state.dtype).bits // 8) * numbers, what,
-                     "use the structured calls (eigenvalues, newton_direction, matvec) or "
-                     "fewer samples", state.xp)
+    check_entries(numbers, state.dtype, what, "use the structured calls (eigenvalues, "
+                  "newton_direction, matvec) or fewer samples", state.xp)
 
 
 def _apply_core_flat(state: State, rows: Rows, M):

@@ -11,7 +11,7 @@ eqs. (21)-(23) and (35):
 
 from __future__ import annotations
 
-from .._memory import check_allocation
+from .._memory import check_entries
 from .state import State
 
 __all__ = ["gram", "transfer"]
@@ -43,9 +43,8 @@ def _span(rows, first: int) -> slice:
 def gram(state: State, rows):
     """G = A_B A_B^T for the whole batch, (B r, B r), eqs. (21)-(23), (35)."""
     xp, B, r = state.xp, state.B, rows.r
-    check_allocation((xp.finfo(state.dtype).bits // 8) * 3 * (B * r) ** 2,
-                     f"the Gram matrix ({B * r} x {B * r})", "use the default route (the layer "
-                     "basis) or fewer samples", xp)
+    check_entries(3 * (B * r) ** 2, state.dtype, f"the Gram matrix ({B * r} x {B * r})",
+                  "use the default route (the layer basis) or fewer samples", xp)
     G = state.zeros((B, r, B, r))
     for m in range(1, state.L + 1):
         T, first = transfer(state, m, rows.J)

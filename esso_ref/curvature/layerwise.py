@@ -17,7 +17,7 @@ routes of eqs. (42)-(44) apply; for B = 1 they are exactly eqs. (32)-(33).
 
 from __future__ import annotations
 
-from .._memory import check_allocation
+from .._memory import check_entries
 from . import linalg
 from .exact import Coordinates
 from .spectral import Spectrum
@@ -57,8 +57,8 @@ def layer_coordinates(state: State, l: int, M_l) -> Coordinates:
     xp, B, n, n_prev = state.xp, state.B, state.net.sizes[l], state.net.sizes[l - 1]
     a_t = state.a_tilde(l - 1)
     k = min(B, a_t.shape[1])
-    check_allocation((xp.finfo(state.dtype).bits // 8) * (3 * (n * k) ** 2 + B * k * k),
-                     f"layer {l}'s block (size {n * k})", _LAYER_HINT, xp)
+    check_entries(3 * (n * k) ** 2 + B * k * k, state.dtype, f"layer {l}'s block (size {n * k})",
+                  _LAYER_HINT, xp)
     Q_a = linalg.qr(xp.matrix_transpose(a_t))[0]
     c = a_t @ Q_a
     k = c.shape[1]

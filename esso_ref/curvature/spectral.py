@@ -150,10 +150,11 @@ def norms(v) -> list[float]:
     hi = math.sqrt(float(info.max) / (2 * n * (1 + n * eps)))
     highs, lows = to_host(xp.max(v, axis=-1)).tolist(), to_host(xp.min(v, axis=-1)).tolist()
     top = [max(a, -b) for a, b in zip(highs, lows, strict=True)]
-    plain = [k for k, t in enumerate(top) if t == 0 or lo <= t <= hi]
-    if len(plain) == G:
+    fits = [t == 0 or lo <= t <= hi for t in top]
+    if all(fits):
         return [math.sqrt(s) for s in to_host(xp.vecdot(v, v)).tolist()]
-    scaled = [k for k, t in enumerate(top) if math.isfinite(t) and not (t == 0 or lo <= t <= hi)]
+    plain = [k for k, ok in enumerate(fits) if ok]
+    scaled = [k for k, ok in enumerate(fits) if not ok and math.isfinite(top[k])]
     out = list(top)  # rows holding inf or NaN keep it
     for rows, divide in ((plain, False), (scaled, True)):
         if not rows:
