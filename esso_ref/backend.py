@@ -7,6 +7,7 @@ NumPy is the default host backend; CuPy is imported lazily, only when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from types import ModuleType
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "host_uniform",
     "namespace",
     "namespace_name",
+    "quiet_float_errors",
     "to_host",
     "to_namespace",
     "xp_of",
@@ -192,3 +194,14 @@ def host_rng(seed: int) -> np.random.Generator:
 def host_integers(seed: int, high: int, size: int) -> np.ndarray:
     """Seeded integers uniform on [0, high) on the host (NumPy's PCG64 generator)."""
     return np.random.default_rng(int(seed)).integers(0, high, size)
+
+
+def quiet_float_errors(xp: ModuleType):
+    """A context in which NumPy reports no overflow or invalid-value warnings.
+
+    For results that the caller checks for finiteness itself; other namespaces do not warn,
+    so nothing is set for them.
+    """
+    if array_api_compat.is_numpy_namespace(xp):
+        return np.errstate(all="ignore")
+    return contextlib.nullcontext()

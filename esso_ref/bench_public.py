@@ -29,7 +29,10 @@ from .curvature import (
     per_sample_directions,
     per_sample_eigenvalues,
 )
+from .curvature.core import Rows
+from .curvature.exact import coordinates
 from .curvature.spectral import NotDescentWarning
+from .curvature.state import prepare
 from .mlp import MLP
 from .problems import random_problem
 from .threads import blas_threads, threads_for
@@ -115,10 +118,18 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
                     for i in range(B)]
 
         row[f"per_sample_loop_{spectral}_s"] = _time(loop, 1, budget)
+    row["per_sample_none_basis_s"] = _time(lambda: _basis_directions(net, theta, X, y), repeats,
+                                           budget)
     row["per_sample_stacked_speedup_none"] = (row["per_sample_loop_none_s"]
                                               / row["per_sample_none_s"])
     row["per_sample_stacked_speedup"] = row["per_sample_loop_abs_s"] / row["per_sample_abs_s"]
     return row
+
+
+def _basis_directions(net: MLP, theta, X, y):
+    """The stacked plain directions in the layer basis (eq. (43)): the route before eq. (45)."""
+    state = prepare(net, theta, X, y)
+    return coordinates(state, Rows.of(net.sizes), 1).newton(0.1, "none", descent=False)
 
 
 def public_rows(sizes=None, quick: bool = False, repeats: int = 3,
@@ -198,6 +209,15 @@ def format_public(rows: list[dict], load: dict | None = None) -> str:
                                f"{1e3 * row['per_sample_' + spectral + '_s']:>12.2f} "
                                f"{1e3 * row['per_sample_loop_' + spectral + '_s']:>10.2f} "
                                f"{row[key]:>9.2f}x")
+    basis = [f"{row['sizes']!s:24} {row['B']:>4} {1e3 * row['per_sample_none_s']:>12.2f} "
+             f"{1e3 * row['per_sample_none_basis_s']:>12.2f} "
+             f"{row['per_sample_none_basis_s'] / row['per_sample_none_s']:>9.2f}x"
+             for row in rows if "per_sample_none_basis_s" in row]
+    if basis:
+        lines += ["", "stacked plain directions: layer by layer (eqs. (45)-(49)) against the "
+                  "layer basis (eq. (43))",
+                  f"{'network':24} {'B':>4} {'default ms':>12} {'basis ms':>12} {'speed-up':>10}",
+                  *basis]
     if stacked:
         lines += ["", "stacked per-sample directions against a loop of newton_direction",
                   f"{'network':24} {'B':>4} {'spectral':>8} {'stacked ms':>12} {'loop ms':>10} "

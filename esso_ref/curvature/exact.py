@@ -39,7 +39,7 @@ from .spectral import (
 )
 from .state import State
 
-__all__ = ["Coordinates", "coordinates"]
+__all__ = ["Coordinates", "coordinates", "warn_not_descent"]
 
 _HINT = ("use fewer samples per call (per-sample routes or a smaller batch), "
          "method='layerwise', or Lanczos on er.as_linear_operator")
@@ -105,8 +105,11 @@ class Coordinates:
         """|H_g|_F = |S_g|_F for every group, as host floats."""
         return norms(self.xp.reshape(self.S, (self.S.shape[0], -1)))
 
-    def newton(self, lam: float, spectral: str | Callable = "none"):
-        """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P)."""
+    def newton(self, lam: float, spectral: str | Callable = "none", descent: bool = True):
+        """Every group's direction -(f(H_g) + lam I)^{-1} g_g, eqs. (43)-(44): (G, P).
+
+        ``descent=False`` skips the descent test of spectral ``"none"`` (the caller makes it).
+        """
         xp = self.xp
         if spectral == "none":
             work, self.work = self.work, None  # one caller at a time writes into it
@@ -121,10 +124,10 @@ class Coordinates:
             c = (xp.matrix_transpose(V) @ self.b[..., None])[..., 0] / (f + lam)
             y = (V @ c[..., None])[..., 0]
             scale = norms(f)
-        self._check(y, lam, spectral, scale)
+        self._check(y, lam, spectral, scale, descent)
         return -self.expand(y[:, None, :])[:, 0, :]
 
-    def _check(self, y, lam: float, spectral, scale: list) -> None:
+    def _check(self, y, lam: float, spectral, scale: list, descent: bool = True) -> None:
         """Apply the singular-to-working-precision rule and the descent test to every group."""
         xp = self.xp
         G = self.S.shape[0]
@@ -135,17 +138,21 @@ class Coordinates:
         for k in range(self.S.shape[0]):
             check_direction(g_norm[k], d_norm[k], scale[k], lam, self.size,
                             self.num_zeros, eps, f0, adjusted=spectral != "none")
-        if spectral != "none":
+        if spectral != "none" or not descent:
             return
         g_dot_d = [-float(v) for v in xp.vecdot(y, self.b)]
         bad = sum(1 for k, v in enumerate(g_dot_d) if v >= 0 and g_norm[k] > 0)
         if bad:
-            mu_min = float(xp.min(self.eigvalsh()))
-            warnings.warn(
-                f"{bad} of {self.S.shape[0]} damped Newton directions are not descent directions:"
-                f" H + damping I is indefinite, smallest eigenvalue of H = {mu_min:.6e} < "
-                f"-damping = {-lam:g}; use spectral='abs' or 'clip', or a larger damping",
-                NotDescentWarning, stacklevel=user_stacklevel())
+            warn_not_descent(bad, G, float(xp.min(self.eigvalsh())), lam)
+
+
+def warn_not_descent(bad: int, total: int, mu_min: float, lam: float) -> None:
+    """The NotDescentWarning of spectral "none": ``bad`` of ``total`` directions ascend."""
+    warnings.warn(
+        f"{bad} of {total} damped Newton directions are not descent directions:"
+        f" H + damping I is indefinite, smallest eigenvalue of H = {mu_min:.6e} < "
+        f"-damping = {-lam:g}; use spectral='abs' or 'clip', or a larger damping",
+        NotDescentWarning, stacklevel=user_stacklevel())
 
 
 def _solve(S, b, lam: float, work=None):

@@ -20,6 +20,7 @@ from .._checks import check_stack
 from .._memory import check_entries
 from ..mlp import flatten
 from ..threads import blas_threads, threads_for
+from . import stagewise
 from .core import Rows, apply_core, core
 from .exact import Coordinates, coordinates
 from .gram import gram
@@ -40,6 +41,11 @@ __all__ = [
 ]
 
 CURVATURES = ("hessian", "ggn")
+
+STAGEWISE_MIN_ROWS = 256
+"""One sample's plain Hessian direction (route "auto") uses the layer-by-layer elimination of
+eqs. (45)-(49) from this many rows r on; below it the r x r solve of eq. (43) costs less than
+the sweep's fixed per-layer work (docs/performance.md)."""
 
 
 def apply_A(state: State, rows: Rows, v):
@@ -207,7 +213,14 @@ class HessianFactor(LowRank):
             if self.route != "basis":
                 return super().newton(damping, spectral)
             lam, spectral = check_damping(damping), check_spectral(spectral)
+            if self._stagewise(spectral):
+                return stagewise.directions(self.state, lam)[0, :]
             return self.coordinates().newton(lam, spectral)[0, :]
+
+    def _stagewise(self, spectral) -> bool:
+        """One sample's plain Hessian direction on route "auto" with r >= STAGEWISE_MIN_ROWS."""
+        return (self._route == "auto" and spectral == "none" and self.curvature == "hessian"
+                and self.state.B == 1 and self.rows.r >= STAGEWISE_MIN_ROWS)
 
     def _apply_flat(self, v):
         w = apply_A(self.state, self.rows, v)

@@ -14,7 +14,7 @@ from .. import passes
 from ..backend import device_of, namespace
 from ..mlp import MLP
 
-__all__ = ["EYE_CACHE", "State", "build_state", "prepare", "sample_state"]
+__all__ = ["EYE_CACHE", "State", "build_state", "prepare", "sample_state", "subset_state"]
 
 EYE_CACHE = 1024
 """Identities up to this size are cached in a `State` (small, and asked for many times)."""
@@ -123,11 +123,28 @@ def sample_state(state: State, i: int) -> State:
     Per-sample routes and their dense references then see the very same rounded forward
     pass (a forward pass of one row can round differently from the same row in a batch).
     """
+    return subset_state(state, [i])
+
+
+def subset_state(state: State, samples: list[int]) -> State:
+    """The `State` of the listed samples (in that order), sharing the batch's values."""
+    xp = state.xp
+    if len(samples) == 1:
+        i = samples[0]
+
+        def take(v):
+            return v[i:i + 1, ...]
+    else:
+        index = xp.asarray(samples, device=state.device)
+
+        def take(v):
+            return xp.take(v, index, axis=0)
+
     def rows(values: list) -> list:
-        return [None if v is None else v[i:i + 1, ...] for v in values]
+        return [None if v is None else take(v) for v in values]
 
     fwd = passes.Forward(rows(state.fwd.a), rows(state.fwd.z), rows(state.fwd.dphi),
                          rows(state.fwd.d2phi))
     bwd = passes.Backward(rows(state.bwd.delta), rows(state.bwd.gamma))
-    return State(state.net, state.xp, state.W, state.b, fwd, bwd, state.Lam[i:i + 1, ...],
-                 rows(state.h), state.y[i:i + 1, ...])
+    return State(state.net, state.xp, state.W, state.b, fwd, bwd, take(state.Lam),
+                 rows(state.h), take(state.y))

@@ -1,0 +1,474 @@
+r"""Each sample's exact plain Newton direction by a layer-by-layer elimination (docs/math.md §16).
+
+For one sample, minimising q(v) = v^T (H + lam I) v / 2 - c^T v is a linear-quadratic control
+problem: the state is the forward tangent x_l = zdot_l, the control of layer l its parameter
+block U_l = [V_l | c_l], and x_l = F_l x_{l-1} + U_l ã_{l-1} with F_l = W_l D_{l-1}. Every
+per-layer matrix met on the way has the form
+
+    X_l = alpha_l â^T + delta_l tau_l^T,        â = ã_{l-1} / |ã_{l-1}|,             eq. (45)
+
+so a direction is stored as the pairs (alpha_l, tau_l): 2 vectors a layer instead of a P-sized
+block. A backward sweep eliminates the controls layer by layer (a Riccati recursion, eq. (46)
+and (47)), a forward sweep recovers them (eq. (48)). That costs O(sum_l n_l^3) a sample instead
+of the O(r^3) of the layer basis. Its pivots Pi_l may be indefinite, so the sweep alone is not
+backward stable: one step of iterative refinement with the exact Hessian-vector product (on the
+same pairs, O(sum_l n_l^2)) and an a-posteriori bound of the backward error certify every
+direction, eq. (49); a sample that fails the certificate is solved again in the layer basis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..backend import quiet_float_errors, to_host, xp_of
+from . import linalg
+from .basis import basis_size
+from .core import Rows
+from .exact import coordinates, warn_not_descent
+from .spectral import SINGULAR_FACTOR
+from .state import subset_state
+
+__all__ = ["ACCEPT", "Form", "Sweep", "certify", "directions", "factorise", "hvp_form",
+           "solve_form"]
+
+ACCEPT = 100
+"""A direction is accepted when its bound of the backward error is at most ACCEPT eps, eq. (49)."""
+
+
+@dataclass
+class Form:
+    """Per-sample directions X_l = alpha_l â_{l-1}^T + delta_l tau_l^T, eq. (45).
+
+    Attributes:
+        alpha: [None, alpha_1, ..., alpha_L], alpha_l of shape (B, n_l).
+        tau: [None, tau_1, ..., tau_L], tau_l of shape (B, ñ_{l-1}).
+    """
+
+    alpha: list
+    tau: list
+
+    def __add__(self, other: Form) -> Form:
+        return Form([None] + [a + b for a, b in zip(self.alpha[1:], other.alpha[1:], strict=True)],
+                    [None] + [a + b for a, b in zip(self.tau[1:], other.tau[1:], strict=True)])
+
+    def scaled(self, c) -> Form:
+        """The direction c X (c a float)."""
+        return Form([None] + [c * a for a in self.alpha[1:]],
+                    [None] + [c * t for t in self.tau[1:]])
+
+
+@dataclass
+class Anchors:
+    """The unit inputs â_{l-1} of every layer and what the pairs of eq. (45) need with them.
+
+    Attributes:
+        ahat: [â_0, ..., â_{L-1}], (B, ñ_{l-1}); â = ã / |ã|, 0 where ã = 0.
+        rho: [rho_0, ..., rho_{L-1}], rho_{l-1} = |ã_{l-1}|, (B,).
+        unit: [|â_0|, ...], 1 or 0, (B,).
+        delta_norm: [None, |delta_1|, ..., |delta_L|], (B,).
+    """
+
+    ahat: list
+    rho: list
+    unit: list
+    delta_norm: list
+
+
+def anchors(state) -> Anchors:
+    """â = ã / |ã| (0 where ã = 0) for every layer's input, computed without overflow."""
+    xp = state.xp
+    ahat, rho, unit = [], [], []
+    for l in range(state.L):
+        a = state.a_tilde(l)
+        n = row_norms(xp, a)
+        safe = xp.where(n > 0, n, xp.ones_like(n))
+        ahat.append(a / safe[:, None])
+        rho.append(n)
+        unit.append(xp.astype(n > 0, a.dtype))
+    delta_norm = [None] + [row_norms(xp, state.bwd.delta[l]) for l in range(1, state.L + 1)]
+    return Anchors(ahat, rho, unit, delta_norm)
+
+
+def row_norms(xp, v):
+    """Euclidean norm of every row of v (B, n), scaled by the largest entry (no overflow)."""
+    top = xp.max(xp.abs(v), axis=-1)
+    safe = xp.where(top > 0, top, xp.ones_like(top))
+    w = v / safe[..., None]
+    return top * xp.sqrt(xp.sum(w * w, axis=-1))
+
+
+def _dot(a, b):
+    """Row-wise dot products of (B, n) arrays."""
+    return (a[..., None, :] @ b[..., :, None])[..., 0, 0]
+
+
+def _solve(M, b):
+    """M^{-1} b for stacked M.
+
+    A singular M raises LinAlgError (NumPy) or gives non-finite values (CuPy), which the
+    certificate of eq. (49) rejects.
+    """
+    try:
+        return xp_of(M).linalg.solve(M, b)
+    except Exception as err:
+        if type(err).__name__ != "LinAlgError":
+            raise
+        raise linalg.LinAlgError(f"a pivot of the sweep is singular: {err}") from err
+
+
+def _weights(state, v, l: int):
+    """The weight part of a (B, ñ_{l-1}) vector (drops the bias entry)."""
+    return v[:, :state.net.sizes[l - 1]]
+
+
+def _pad(state, v):
+    """[v; 0]: a (B, n_{l-1}) tangent as a (B, ñ_{l-1}) vector with a zero bias entry."""
+    if not state.net.bias:
+        return v
+    return state.xp.concat([v, state.zeros((v.shape[0], 1))], axis=1)
+
+
+def gradient_form(state, anc: Anchors) -> Form:
+    """g_i = delta_l ã^T = (rho delta_l) â^T: alpha_l = rho delta_l, tau_l = 0, eq. (8)."""
+    delta = state.bwd.delta
+    return Form([None] + [anc.rho[l - 1][:, None] * delta[l] for l in range(1, state.L + 1)],
+                [None] + [state.zeros(anc.ahat[l - 1].shape) for l in range(1, state.L + 1)])
+
+
+def hvp_form(state, anc: Anchors, v: Form) -> Form:
+    """H_i v_i for every sample on the pairs of eq. (45), eqs. (9)-(11): O(sum_l n_l^2).
+
+    zdot_l = rho (alpha_l + delta_l (tau_l . â)) + W_l adot_{l-1},
+    (Hv)_l = (rho ddelta_l + delta_l (e . â)) â^T + delta_l (e - â (e . â))^T,
+    e = [adot_{l-1}; 0] (its part along â moved into alpha, so that tau stays orthogonal to â).
+    """
+    xp, fwd, delta, W, L = state.xp, state.fwd, state.bwd.delta, state.W, state.L
+    zdot, adot = [None] * (L + 1), [None] * (L + 1)
+    for l in range(1, L + 1):
+        ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
+        z = rho[:, None] * (v.alpha[l] + delta[l] * _dot(v.tau[l], ah)[:, None])
+        zdot[l] = z if adot[l - 1] is None else z + adot[l - 1] @ xp.matrix_transpose(W[l])
+        if l < L:
+            adot[l] = fwd.dphi[l] * zdot[l]
+    ddelta = (state.Lam @ zdot[L][..., None])[..., 0]
+    alpha, tau = [None] * (L + 1), [None] * (L + 1)
+    for l in range(L, 0, -1):
+        if l < L:
+            Vd = (_weights(state, anc.ahat[l], l + 1) * _dot(v.alpha[l + 1], delta[l + 1])[:, None]
+                  + _weights(state, v.tau[l + 1], l + 1)
+                  * _dot(delta[l + 1], delta[l + 1])[:, None])
+            ddelta = state.h[l] * zdot[l] + fwd.dphi[l] * (Vd + ddelta @ W[l + 1])
+        ah = anc.ahat[l - 1]
+        if l == 1:
+            alpha[l], tau[l] = anc.rho[0][:, None] * ddelta, state.zeros(ah.shape)
+            continue
+        e = _pad(state, adot[l - 1])
+        t = _dot(e, ah)
+        alpha[l] = anc.rho[l - 1][:, None] * ddelta + delta[l] * t[:, None]
+        tau[l] = e - ah * t[:, None]
+    return Form(alpha, tau)
+
+
+def form_norms(state, anc: Anchors, *forms: Form):
+    """|X|_F of every sample's direction for each form, (k, B), eq. (45).
+
+    |X|_F^2 = |alpha_c|^2 |â|^2 + |delta|^2 |tau_perp|^2 with alpha_c = alpha + delta (tau . â)
+    and tau_perp = tau - â (tau . â): orthogonal parts, so no term cancels; one scaled norm of
+    the rows [alpha_c |â|, |delta| tau_perp] over all layers and forms.
+    """
+    xp, parts = state.xp, []
+    for l in range(1, state.L + 1):
+        ah, delta = anc.ahat[l - 1], state.bwd.delta[l]
+        tau = xp.concat([v.tau[l] for v in forms], axis=0)
+        alpha = xp.concat([v.alpha[l] for v in forms], axis=0)
+        k = len(forms)
+        ahk, deltak = xp.tile(ah, (k, 1)), xp.tile(delta, (k, 1))
+        t = _dot(tau, ahk)[:, None]
+        parts += [(alpha + deltak * t) * xp.tile(anc.unit[l - 1], (k,))[:, None],
+                  (tau - ahk * t) * xp.tile(anc.delta_norm[l], (k,))[:, None]]
+    return xp.reshape(row_norms(xp, xp.concat(parts, axis=1)), (len(forms), -1))
+
+
+def materialise(state, anc: Anchors, v: Form):
+    """The (B, P) array of the directions, W_l row-major then b_l (eq. (3)), written once."""
+    xp, net = state.xp, state.net
+    out = state.zeros((state.B, net.num_params))
+    for l in range(1, state.L + 1):
+        start, mid, end = net._offsets[l - 1]
+        n_in = net.sizes[l - 1]
+        left = xp.stack([v.alpha[l], state.bwd.delta[l]], axis=2)             # (B, n_l, 2)
+        right = xp.stack([anc.ahat[l - 1][:, :n_in], v.tau[l][:, :n_in]], axis=1)
+        out[:, start:mid] = xp.reshape(left @ right, (state.B, -1))
+        if net.bias:
+            out[:, mid:end] = (left @ xp.stack([anc.ahat[l - 1][:, n_in], v.tau[l][:, n_in]],
+                                               axis=1)[..., None])[..., 0]
+    return out
+
+
+@dataclass
+class Sweep:
+    """The backward sweep's pivots and gains for one damping, eqs. (46)-(47).
+
+    Attributes:
+        lam: the damping.
+        Pi: [None, Pi_1^{-1}, ..., Pi_L^{-1}], Pi_l = lam I + rho^2 P_l, (B, n_l, n_l) (the
+            inverses, from the same LU factorisation as the gains).
+        gain: [None, None, Pi_2^{-1} Hx_2, ..., Pi_L^{-1} Hx_L], (B, n_l, n_{l-1}).
+        F: [None, None, F_2, ..., F_L], F_l = W_l D_{l-1}, (B, n_l, n_{l-1}).
+        trace_G: tr(A A^T) of every sample, (B,) (for the bound of |H|_F).
+    """
+
+    lam: float
+    Pi: list
+    gain: list
+    F: list
+    trace_G: Any
+
+
+def factorise(state, anc: Anchors, lam: float) -> Sweep:
+    """The backward sweep of eq. (47) for the damping lam.
+
+    P_L = Lam and, for l = L..2,
+
+    Pi_l = lam I + rho^2 P_l,   Hx_l = delta_l (D â)^T + rho P_l F_l,
+    P_{l-1} = diag(h_{l-1}) + F_l^T P_l F_l - (|delta_l|^2 / lam)(D^2 - (D â)(D â)^T)
+              - Hx_l^T Pi_l^{-1} Hx_l,
+
+    plus Q_{l-1} = I + F_l^T Q_l F_l (Q_L = I), whose traces give tr(G) = sum_m |ã_{m-1}|^2
+    tr(Q_m) + sum_{l >= 2} n_{l-1} |delta_l|^2 (eqs. (21), (23)).
+
+    Raises:
+        LinAlgError: a pivot Pi_l is singular to working precision.
+    """
+    xp, L, sizes = state.xp, state.L, state.net.sizes
+    delta = state.bwd.delta
+    P, Q = state.Lam, None
+    Pi, gain, F_all = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    trace_G = anc.rho[L - 1] ** 2 * sizes[L]
+    for l in range(L, 0, -1):
+        rho = anc.rho[l - 1]
+        Pi_l = lam * state.eye(sizes[l]) + (rho * rho)[:, None, None] * P
+        if l == 1:
+            Pi[l] = _solve(Pi_l, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape))
+            break
+        D = state.fwd.dphi[l - 1]
+        F = state.W[l] * D[:, None, :]
+        Da = D * _weights(state, anc.ahat[l - 1], l)
+        PF = P @ F
+        Hx = delta[l][:, :, None] * Da[:, None, :] + rho[:, None, None] * PF
+        both = _solve(Pi_l, xp.concat([Hx, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape)],
+                                      axis=2))
+        gain[l], Pi[l] = both[..., :sizes[l - 1]], both[..., sizes[l - 1]:]
+        dd = _dot(delta[l], delta[l])
+        Ft = xp.matrix_transpose(F)
+        P = (Ft @ PF - xp.matrix_transpose(Hx) @ gain[l]
+             + (dd / lam)[:, None, None] * (Da[:, :, None] * Da[:, None, :])
+             + state.eye(sizes[l - 1]) * (state.h[l - 1] - dd[:, None] / lam * D * D)[:, None, :])
+        P = (P + xp.matrix_transpose(P)) / 2
+        QF = F if Q is None else Q @ F
+        trQ = sizes[l - 1] + xp.sum(xp.reshape(QF * F, (QF.shape[0], -1)), axis=1)
+        if l > 2:
+            Q = Ft @ QF + state.eye(sizes[l - 1])
+        trace_G = trace_G + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * dd
+        F_all[l] = F
+    return Sweep(lam, Pi, gain, F_all, trace_G)
+
+
+def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
+    """The solution v = (H + lam I)^{-1} c of every sample, eqs. (46)-(48), on the pairs (45).
+
+    Backward (p_L = 0), with c_a = omega + delta (tau . â) and tau_perp = tau - â (tau . â):
+
+        h0_l = rho p_l - c_a,   p_{l-1} = F_l^T p_l + D psi / lam - gain_l^T h0_l,
+        psi = |delta_l|^2 tau_perp (weights part);
+
+    forward (x_0 = 0), with ê = [D x_{l-1}; 0] and ê_perp = ê - â (â . ê):
+
+        u_l = -(Pi_l^{-1} h0_l + gain_l x_{l-1}),   x_l = F_l x_{l-1} + rho u_l,
+        alpha_l = u_l,   tau_l = (tau_perp - ê_perp) / lam.
+
+    tau_l is orthogonal to â, so the two outer products of eq. (45) are orthogonal and the
+    materialised direction carries no cancellation.
+    """
+    xp, L, lam, delta = state.xp, state.L, sw.lam, state.bwd.delta
+    h0, tau_perp = [None] * (L + 1), [None] * (L + 1)
+    p = None
+    for l in range(L, 0, -1):
+        ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
+        t = _dot(c.tau[l], ah)
+        c_a = (c.alpha[l] + delta[l] * t[:, None]) * anc.unit[l - 1][:, None]
+        tau_perp[l] = c.tau[l] - ah * t[:, None]
+        h0[l] = -c_a if p is None else rho[:, None] * p - c_a
+        if l == 1:
+            break
+        psi = _weights(state, tau_perp[l], l) * _dot(delta[l], delta[l])[:, None]
+        back = state.fwd.dphi[l - 1] * psi / lam - (xp.matrix_transpose(sw.gain[l])
+                                                      @ h0[l][..., None])[..., 0]
+        p = back if p is None else back + (xp.matrix_transpose(sw.F[l]) @ p[..., None])[..., 0]
+    alpha, tau, x = [None] * (L + 1), [None] * (L + 1), None
+    for l in range(1, L + 1):
+        ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
+        u = -(sw.Pi[l] @ h0[l][..., None])[..., 0]
+        if x is None:
+            alpha[l], tau[l] = u, tau_perp[l] / lam
+            x = rho[:, None] * u
+            continue
+        e = _pad(state, state.fwd.dphi[l - 1] * x)
+        u = u - (sw.gain[l] @ x[..., None])[..., 0]
+        alpha[l] = u
+        tau[l] = (tau_perp[l] - (e - ah * _dot(ah, e)[:, None])) / lam
+        x = (sw.F[l] @ x[..., None])[..., 0] + rho[:, None] * u
+    return Form(alpha, tau)
+
+
+@dataclass
+class Certified:
+    """The refined directions and what the certificate of eq. (49) measured, per sample.
+
+    Attributes:
+        d: the directions on the pairs of eq. (45).
+        eta: the bound of the normwise backward error, in units of eps, (B,).
+        d_norm, g_norm: |d_i| and |g_i|, (B,).
+        h_bound: an upper bound of |H_i|_F: |C_i|_inf tr(G_i), (B,).
+        g_dot_d: g_i . d_i, (B,).
+        anchors: the `Anchors` the pairs refer to.
+    """
+
+    d: Form
+    eta: Any
+    d_norm: Any
+    g_norm: Any
+    h_bound: Any
+    g_dot_d: Any
+    anchors: Anchors
+
+
+def _residual(state, anc, lam, g: Form, d: Form):
+    """(r, M d) with M d = H d + lam d and r = -g - M d, on the pairs of eq. (45)."""
+    Md = hvp_form(state, anc, d) + d.scaled(lam)
+    return (g + Md).scaled(-1.0), Md
+
+
+def certify(state, lam: float, steps: int = 3) -> Certified:
+    """The direction d = -(H_i + lam I)^{-1} g_i of every sample, certified, eqs. (45)-(49).
+
+    d^(0) from the sweeps, then refinement steps d^(k+1) = d^(k) + (H + lam I)^{-1} r^(k),
+    r^(k) = -g - (H + lam I) d^(k) with the exact Hessian-vector product, until every sample's
+    bound
+
+        eta = |r| / (beta |d| + |g|),  beta = max(|M d| / |d|, |M g| / |g|) <= |H + lam I|_2,
+
+    which is at least the normwise backward error of d, is at most ACCEPT eps (at most
+    ``steps`` steps; one suffices on every case of the property set).
+
+    Raises:
+        LinAlgError: a pivot of the sweep is singular to working precision.
+    """
+    xp = state.xp
+    anc = anchors(state)
+    sw = factorise(state, anc, lam)
+    g = gradient_form(state, anc)
+    d = solve_form(state, anc, sw, g.scaled(-1.0))
+    r, _ = _residual(state, anc, lam, g, d)
+    Mg = hvp_form(state, anc, g) + g.scaled(lam)
+    norms = form_norms(state, anc, g, Mg)
+    g_norm, Mg_norm = norms[0, :], norms[1, :]
+    one = xp.ones_like(g_norm)
+    beta_g = Mg_norm / xp.where(g_norm > 0, g_norm, one)
+    eps = float(xp.finfo(state.dtype).eps)
+    for _ in range(steps):
+        d = d + solve_form(state, anc, sw, r)
+        r, Md = _residual(state, anc, lam, g, d)
+        norms = form_norms(state, anc, d, r, Md)
+        d_norm, r_norm, Md_norm = norms[0, :], norms[1, :], norms[2, :]
+        beta = xp.maximum(Md_norm / xp.where(d_norm > 0, d_norm, one), beta_g)
+        denom = beta * d_norm + g_norm
+        eta = xp.where(r_norm > 0, r_norm / xp.where(denom > 0, denom, one), 0 * one) / eps
+        if bool(xp.all(eta <= ACCEPT)):
+            break
+    return Certified(d, eta, d_norm, g_norm, _h_bound(state, sw), _g_dot_d(state, anc, g, d),
+                     anc)
+
+
+def _h_bound(state, sw: Sweep):
+    """|C|_inf tr(G) >= |C|_2 |A|_F^2 >= |H|_F for every sample (eq. (16), Gershgorin)."""
+    xp = state.xp
+    c = xp.max(xp.sum(xp.abs(state.Lam), axis=-1), axis=-1)
+    for l in range(1, state.L):
+        c = xp.maximum(c, xp.max(xp.abs(state.h[l]) + xp.abs(state.fwd.dphi[l]), axis=-1))
+    return c * sw.trace_G
+
+
+def _g_dot_d(state, anc: Anchors, g: Form, d: Form):
+    """The products g_i . d_i on the pairs: sum_l <alpha^g â^T, alpha^d â^T + delta tau^T>."""
+    total = 0
+    for l in range(1, state.L + 1):
+        delta = state.bwd.delta[l]
+        total = total + _dot(g.alpha[l], d.alpha[l]) * anc.unit[l - 1] + _dot(
+            g.alpha[l], delta) * _dot(anc.ahat[l - 1], d.tau[l])
+    return total
+
+
+def _accepted(state, cert: Certified, lam: float) -> list[bool]:
+    """Which samples keep the certified direction, eq. (49) and the singular rule (§15).
+
+    A sample keeps it when eta <= ACCEPT and neither condition of the singular rule holds with
+    the upper bound h_bound of |H|_F in place of |H|_F (a larger bound only makes the rule
+    stricter); any other sample is solved in the layer basis, which applies the exact rule.
+    """
+    xp = state.xp
+    sizes, bias = state.net.sizes, state.net.bias
+    q = basis_size(sizes, bias, 1)
+    zeros = state.net.num_params - q
+    eps = float(xp.finfo(state.dtype).eps)
+    h = cert.h_bound + lam
+    c = SINGULAR_FACTOR * max(q, 1) * eps
+    ok = xp.isfinite(cert.eta) & xp.isfinite(h) & xp.isfinite(cert.d_norm) & (cert.eta <= ACCEPT)
+    ok = ok & ((cert.d_norm == 0) | (cert.g_norm > c * h * cert.d_norm))
+    if zeros > 0:
+        ok = ok & (lam > eps * h)
+    return [bool(v) for v in to_host(ok).tolist()]
+
+
+def directions(state, lam: float):
+    """d_i = -(H_i + lam I)^{-1} g_i of every sample, (B, P), eqs. (45)-(49).
+
+    The certified sweep where it is accepted, the layer basis (eq. (43)) for the other samples
+    and for all of them when a pivot of the sweep is singular; one NotDescentWarning names the
+    samples whose direction ascends.
+
+    Raises:
+        SingularCurvatureError: some H_i + lam I is singular to working precision (§15).
+    """
+    xp = state.xp
+    rows = Rows.of(state.net.sizes)
+    try:
+        with quiet_float_errors(xp):  # overflow shows as a non-finite certificate: rejected
+            cert = certify(state, lam)
+            ok = _accepted(state, cert, lam)
+            D = materialise(state, cert.anchors, cert.d)
+    except linalg.LinAlgError:
+        return coordinates(state, rows, 1).newton(lam, "none")
+    g_dot_d = [float(v) for v in to_host(cert.g_dot_d).tolist()]
+    g_norm = [float(v) for v in to_host(cert.g_norm).tolist()]
+    redo = [i for i, keep in enumerate(ok) if not keep]
+    if redo:
+        sub = subset_state(state, redo)
+        Dr = coordinates(sub, rows, 1).newton(lam, "none", descent=False)
+        for k, i in enumerate(redo):
+            D[i, :] = Dr[k, :]
+        gr = gradient_rows(sub)
+        for k, i in enumerate(redo):
+            g_dot_d[i] = float(xp.vecdot(gr[k, :], Dr[k, :]))
+    bad = [i for i in range(state.B) if g_dot_d[i] >= 0 and g_norm[i] > 0]
+    if bad:
+        mu = coordinates(subset_state(state, bad), rows, 1).eigvalsh()
+        warn_not_descent(len(bad), state.B, float(xp.min(mu)), lam)
+    return D
+
+
+def gradient_rows(state):
+    """Every sample's own gradient g_i, (B, P), eq. (8)."""
+    anc = anchors(state)
+    return materialise(state, anc, gradient_form(state, anc))
