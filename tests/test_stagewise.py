@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import esso_ref as er
+from esso_ref._memory import InsufficientMemoryError
 from esso_ref.curvature import factor, stagewise
 from esso_ref.curvature.state import prepare
 from tests.test_property_routes import _config
@@ -242,3 +243,17 @@ def test_extreme_scales_give_no_float_warnings(scale):
         except er.SingularCurvatureError:
             return
     assert np.all(np.isfinite(D))
+
+
+def test_memory_is_checked_before_the_sweeps(monkeypatch):
+    net = er.MLP([64, 32, 32, 10])
+    theta = net.init(0)
+    X, y = np.ones((200, 64)), np.arange(200) % 10
+    need = 200 * stagewise.sweep_entries(net.sizes) * 8
+    assert need > 200 * net.num_params * 8  # the B x P directions and more
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(need // 2))
+    with pytest.raises(InsufficientMemoryError, match=r"200 x 3466"):
+        er.per_sample_directions(net, theta, X, y)
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(4 * need))
+    D, _ = er.per_sample_directions(net, theta, X, y)
+    assert D.shape == (200, net.num_params)

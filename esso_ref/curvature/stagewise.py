@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .._memory import check_entries
 from ..backend import quiet_float_errors, to_host, xp_of
 from . import linalg
 from .basis import basis_size
@@ -443,6 +444,9 @@ def directions(state, lam: float):
     """
     xp = state.xp
     rows = Rows.of(state.net.sizes)
+    check_entries(state.B * sweep_entries(state.net.sizes), state.dtype,
+                  f"the per-sample directions ({state.B} x {state.net.num_params}) and their "
+                  "sweeps", "use fewer samples per call", xp)
     try:
         with quiet_float_errors(xp):  # overflow shows as a non-finite certificate: rejected
             cert = certify(state, lam)
@@ -466,6 +470,18 @@ def directions(state, lam: float):
         mu = coordinates(subset_state(state, bad), rows, 1).eigvalsh()
         warn_not_descent(len(bad), state.B, float(xp.min(mu)), lam)
     return D
+
+
+def sweep_entries(sizes) -> int:
+    """Array entries one sample needs at once, eqs. (46)-(48).
+
+    Its direction (P entries), what the forward sweep keeps (F_l, the gains and the inverse
+    pivots) and the backward sweep's working P_l, Q_l and products.
+    """
+    kept = sizes[1] ** 2 + sum(2 * n * m + n * n
+                               for n, m in zip(sizes[2:], sizes[1:-1], strict=True))
+    work = 4 * max(sizes[1:]) ** 2
+    return sum(n * (m + 1) for n, m in zip(sizes[1:], sizes[:-1], strict=True)) + kept + work
 
 
 def gradient_rows(state):

@@ -34,7 +34,10 @@ def _direct_loss(ctx: Context) -> float:
         e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
         p = e / xp.sum(e, axis=1, keepdims=True)
         onehot = xp.astype(xp.arange(z.shape[1], device=device_of(z)) == ctx.y[:, None], z.dtype)
-        return float(xp.mean(-xp.log(xp.sum(p * onehot, axis=1))))
+        p_y = xp.sum(p * onehot, axis=1)
+        if bool(xp.any(p_y == 0)):
+            return math.inf  # log(0): the caller skips the row
+        return float(xp.mean(-xp.log(p_y)))
     return float(xp.mean((z - ctx.y) ** 2))
 
 
