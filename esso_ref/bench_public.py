@@ -35,7 +35,7 @@ from .curvature.spectral import NotDescentWarning
 from .curvature.state import prepare
 from .mlp import MLP
 from .problems import random_problem
-from .threads import blas_threads, threads_for
+from .threads import blas_threads, limit_blas_for, sample_system_size, threads_for
 
 __all__ = ["PUBLIC_SIZES", "QUICK_PUBLIC_SIZES", "format_public", "public_rows"]
 
@@ -45,6 +45,9 @@ MAX_DENSE_SYSTEM = 6000
 """Mini-batch rows are skipped when B r exceeds this (a bare eigh alone would take minutes);
 ``esso-ref bench --max-system`` raises it. Larger systems are timed once, without warm-up."""
 
+
+STACKED_DAMPING = 0.1
+"""The damping of the stacked per-sample calls and of their loop."""
 
 MIN_SECONDS = 0.5
 """Fast calls are repeated (up to `MAX_REPEATS` times) until this much time was measured."""
@@ -102,8 +105,10 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats, budget)
     floor = _floors(net.rank_bound, B, repeats, budget)
     calls = {
-        "per_sample_none": (lambda: per_sample_directions(net, theta, X, y, 0.1), "solve"),
-        "per_sample_abs": (lambda: per_sample_directions(net, theta, X, y, 0.1, "abs"), "eigh"),
+        "per_sample_none": (lambda: per_sample_directions(net, theta, X, y, STACKED_DAMPING),
+                            "solve"),
+        "per_sample_abs": (lambda: per_sample_directions(net, theta, X, y, STACKED_DAMPING,
+                                                         "abs"), "eigh"),
         "per_sample_eigenvalues": (lambda: per_sample_eigenvalues(net, theta, X, y), "eigvalsh"),
     }
     row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": net.rank_bound}
@@ -114,7 +119,7 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
 
     for spectral in ("none", "abs"):
         def loop(spectral=spectral):
-            return [newton_direction(net, theta, X[i], y[i:i + 1], 0.1, spectral)
+            return [newton_direction(net, theta, X[i], y[i:i + 1], STACKED_DAMPING, spectral)
                     for i in range(B)]
 
         row[f"per_sample_loop_{spectral}_s"] = _time(loop, 1, budget)
@@ -126,10 +131,15 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     return row
 
 
+@limit_blas_for(sample_system_size)
 def _basis_directions(net: MLP, theta, X, y):
-    """The stacked plain directions in the layer basis (eq. (43)): the route before eq. (45)."""
+    """The stacked plain directions in the layer basis (eq. (43)): the route before eq. (45).
+
+    Under the same BLAS thread policy as `per_sample_directions`.
+    """
     state = prepare(net, theta, X, y)
-    return coordinates(state, Rows.of(net.sizes), 1).newton(0.1, "none", descent=False)
+    return coordinates(state, Rows.of(net.sizes), 1).newton(STACKED_DAMPING, "none",
+                                                              descent=False)
 
 
 def public_rows(sizes=None, quick: bool = False, repeats: int = 3,

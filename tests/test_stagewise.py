@@ -24,6 +24,7 @@ import pytest
 import esso_ref as er
 from esso_ref._memory import InsufficientMemoryError
 from esso_ref.curvature import factor, stagewise
+from esso_ref.curvature.exact import Coordinates
 from esso_ref.curvature.state import prepare
 from tests.test_property_routes import _config
 
@@ -257,3 +258,73 @@ def test_memory_is_checked_before_the_sweeps(monkeypatch):
     monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(4 * need))
     D, _ = er.per_sample_directions(net, theta, X, y)
     assert D.shape == (200, net.num_params)
+
+
+@pytest.mark.parametrize("route", ["auto", "basis", "gram", "qr"])
+def test_tiny_gradients_are_not_called_ascending(route):
+    """g . d of a 1e-170 gradient underflows to 0; the descent test reads its sign on unit vectors."""
+    net = er.MLP([1, 1], activation="identity", loss="mse")
+    theta, X, y = np.array([1.0, 1e-170]), np.array([[0.0], [1.0]]), np.zeros((2, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if route == "auto":
+            D, _ = er.per_sample_directions(net, theta, X, y, 1.0)
+            assert D[0, 1] < 0 < -D[0, 1] * 1e200
+        d = er.hessian_factor(net, theta, X[:1], y[:1], route=route).newton(1.0)
+    assert d[1] < 0 and d[0] == 0.0
+
+
+def test_almost_every_float64_sample_keeps_its_sweep_direction():
+    """The route is really used: on the property set, at most 1 % of the samples are redone."""
+    total, redone, checked = 0, 0, 0
+    for seed in range(0, 600, 3):
+        *_, state = _state(seed)
+        for lam in DAMPINGS:
+            cert = stagewise.certify(state, lam)
+            check, redo = stagewise._classify(state, cert, lam)
+            total, redone, checked = total + state.B, redone + len(redo), checked + len(check)
+    assert redone <= 0.01 * total, (redone, total)
+    assert checked <= 0.01 * total, (checked, total)
+
+
+def test_float32_samples_get_the_exact_norm_and_keep_their_direction(monkeypatch):
+    """In float32 c = 10 n eps is large and the bound of |H|_F loose: the middle zone is used."""
+    net = er.MLP([20, 100, 100, 3], activation="tanh")
+    theta = net.init(0, dtype="float32")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 20)).astype(np.float32), rng.integers(0, 3, 8)
+    state = prepare(net, theta, X, y)
+    cert = stagewise.certify(state, 0.1)
+    check, redo = stagewise._classify(state, cert, 0.1)
+    assert len(check) >= 4 and not redo
+    assert stagewise._exact_rule(state, cert, 0.1, check) == []
+    calls = []
+    real = Coordinates.newton
+    monkeypatch.setattr(Coordinates, "newton",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    D, _ = er.per_sample_directions(net, theta, X, y, 0.1)
+    assert not calls  # no sample was solved again in the layer basis
+    ref = _basis(net, theta.astype(np.float64), X.astype(np.float64), y, 0.1)
+    assert np.max(np.abs(D - ref)) <= 1e-4 * np.max(np.abs(ref))
+
+
+@pytest.mark.filterwarnings("ignore::esso_ref.NotDescentWarning")
+def test_partial_fallback_puts_every_redone_sample_in_its_row(monkeypatch):
+    net = er.MLP([5, 7, 6, 3], activation="tanh")
+    theta = net.init(1)
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    fast, _ = er.per_sample_directions(net, theta, X, y, 0.5)
+    redo = [1, 4, 7]  # sample 1 ascends (as does 8, which keeps its sweep direction)
+    monkeypatch.setattr(stagewise, "_classify", lambda *a: ([], list(redo)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mixed, _ = er.per_sample_directions(net, theta, X, y, 0.5)
+    basis = _basis(net, theta, X, y, 0.5)
+    for i in range(12):
+        expected = basis[i] if i in redo else fast[i]
+        np.testing.assert_array_equal(mixed[i], expected)
+    G = net.per_sample_gradients(theta, X, y)
+    ascending = int(np.sum(np.einsum("ip,ip->i", G, mixed) >= 0))
+    found = [w for w in caught if issubclass(w.category, er.NotDescentWarning)]
+    assert ascending > 0 and len(found) == 1 and f"{ascending} of 12 " in str(found[0].message)

@@ -121,7 +121,7 @@ def _complete_basis(M, k: int):
 def _scaled(xp, v):
     """Each row of v divided by its largest |entry| (zero rows stay): no under- or overflow."""
     big = xp.max(xp.abs(v), axis=-1, keepdims=True)
-    return v / xp.where(big > 0, big, 1.0)
+    return v / xp.where(big > 0, big, xp.ones_like(big))
 
 
 def _unit(xp, v):

@@ -140,7 +140,12 @@ class Coordinates:
                             self.num_zeros, eps, f0, adjusted=spectral != "none")
         if spectral != "none" or not descent:
             return
-        g_dot_d = [-float(v) for v in xp.vecdot(y, self.b)]
+        # the sign of g . d = -y . b, on unit vectors: tiny gradients must not underflow to 0
+        y_unit = y / xp.asarray([v if v > 0 else 1.0 for v in d_norm], dtype=y.dtype,
+                                device=array_api_compat.device(y))[:, None]
+        b_unit = self.b / xp.asarray([v if v > 0 else 1.0 for v in g_norm], dtype=y.dtype,
+                                     device=array_api_compat.device(y))[:, None]
+        g_dot_d = [-float(v) for v in xp.vecdot(y_unit, b_unit)]
         bad = sum(1 for k, v in enumerate(g_dot_d) if v >= 0 and g_norm[k] > 0)
         if bad:
             warn_not_descent(bad, G, float(xp.min(self.eigvalsh())), lam)

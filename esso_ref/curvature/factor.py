@@ -196,7 +196,10 @@ class HessianFactor(LowRank):
         return Spectrum(mu[nonzero], co.num_zeros + int(xp.count_nonzero(~nonzero)))
 
     def newton(self, damping: float, spectral: str | Callable = "none"):
-        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (43)-(44).
+        """Exact damped Newton direction d = -(f(H) + lam I)^{-1} g, eqs. (43)-(44), (45)-(49).
+
+        One sample's plain direction of the Hessian on route "auto" with r >= 256 rows
+        (`STAGEWISE_MIN_ROWS`) is computed layer by layer, eqs. (45)-(49).
 
         Args:
             damping: lam > 0.

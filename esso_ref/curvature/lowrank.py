@@ -238,8 +238,9 @@ class LowRank:
         x = self._solve(CG + lam * eye, self.u, lam)
         Gx, Gu = self.G @ x, self.G @ self.u
         h = norms(xp.reshape(CG, (1, -1)))[0] + lam  # |H|_2 = rho(C G) <= |C G|_F (scaled)
+        x_norm, Gu_norm = norms(xp.stack([x, Gu]))
         self._check_solution(_sqrt(xp.vecdot(self.u, Gu)), _sqrt(xp.vecdot(x, Gx)),
-                             -float(xp.vecdot(x, Gu)), h, lam)
+                             -_unit_dot(x, Gu, x_norm, Gu_norm), h, lam)
         return -self.adjoint(x[None, :])[0, :]
 
     def _qr_solve(self, lam: float):
@@ -252,7 +253,7 @@ class LowRank:
         y = self._solve(S + lam * eye, c, lam)
         h = norms(xp.reshape(S, (1, -1)))[0] + lam
         c_norm, y_norm = norms(xp.stack([c, y]))
-        self._check_solution(c_norm, y_norm, -_scaled_dot(c, y, c_norm, y_norm), h, lam)
+        self._check_solution(c_norm, y_norm, -_unit_dot(c, y, c_norm, y_norm), h, lam)
         return -(Q1 @ y)
 
     @staticmethod
@@ -265,12 +266,17 @@ class LowRank:
                 "use a different damping or a spectral adjustment ('abs', 'clip')"
             ) from err
 
-    def _check_solution(self, g_norm: float, d_norm: float, g_dot_d: float, h: float,
+    def _check_solution(self, g_norm: float, d_norm: float, descent: float, h: float,
                         lam: float) -> None:
-        """The singular rule of `check_direction`; warn when d is not descent."""
+        """The singular rule of `check_direction`; warn when d is not descent.
+
+        ``descent`` has the sign of g . d (computed on unit vectors, so that tiny gradients do
+        not underflow to 0).
+        """
         eps = float(self.xp.finfo(self.u.dtype).eps)
         check_direction(g_norm, d_norm, h - lam, lam, self.n, self.num_params - self.n, eps)
-        if g_dot_d >= 0 and g_norm > 0:
+        g_dot_d = descent * g_norm * d_norm
+        if descent >= 0 and g_norm > 0:
             mu_min = float(self.xp.min(self.eigh().values))
             warnings.warn(
                 f"the damped Newton direction is not a descent direction (g.d = {g_dot_d:.3e}): "
@@ -285,13 +291,13 @@ def _sqrt(x) -> float:
     return math.sqrt(max(float(x), 0.0))
 
 
-def _scaled_dot(a, b, a_norm: float, b_norm: float) -> float:
-    """The dot product a . b as a host float, from unit vectors (no overflow before the end).
+def _unit_dot(a, b, a_norm: float, b_norm: float) -> float:
+    """The cosine (a / |a|) . (b / |b|) as a host float: the sign of a . b without underflow.
 
-    NaN when a norm is not finite (the singular rule has then already raised).
+    0 for a zero vector, NaN for a non-finite norm.
     """
     if not (math.isfinite(a_norm) and math.isfinite(b_norm)):
         return math.nan
     if a_norm == 0 or b_norm == 0:
         return 0.0
-    return float(xp_of(a).vecdot(a / a_norm, b / b_norm)) * a_norm * b_norm
+    return float(xp_of(a).vecdot(a / a_norm, b / b_norm))

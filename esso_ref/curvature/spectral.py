@@ -33,6 +33,8 @@ __all__ = [
     "check_spectral",
     "f_at_zero",
     "norms",
+    "singular_factor",
+    "singular_mask",
     "user_stacklevel",
 ]
 
@@ -176,6 +178,24 @@ def f_at_zero(spectral, like) -> float:
     return float(adjust(spectral, zero)[0])
 
 
+def singular_factor(n: int, eps: float) -> float:
+    """The constant c = 10 n eps of the singular rule (`check_direction`, `singular_mask`)."""
+    return SINGULAR_FACTOR * max(n, 1) * eps
+
+
+def singular_mask(xp, g_norm, d_norm, h, lam: float, n: int, num_zeros: int, eps: float):
+    """Where the rule of `check_direction` fires, for arrays of samples (spectral "none").
+
+    The same two conditions with h = |H|_F + lam given per sample (an array), plus a non-finite
+    d or h: (i) num_zeros > 0 and lam <= eps h, (ii) d != 0 and |g| <= c h |d|.
+    """
+    fires = ~(xp.isfinite(d_norm) & xp.isfinite(h))
+    fires = fires | ((d_norm > 0) & (g_norm <= singular_factor(n, eps) * h * d_norm))
+    if num_zeros > 0:
+        fires = fires | (lam <= eps * h)
+    return fires
+
+
 def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: int,
                     num_zeros: int, eps: float, f0: float = 0.0, adjusted: bool = False) -> None:
     """The one singular-to-working-precision rule of every Newton route, eqs. (43)-(44).
@@ -203,7 +223,7 @@ def check_direction(g_norm: float, d_norm: float, scale: float, lam: float, n: i
         SingularCurvatureError: when the rule says singular.
     """
     h = scale + lam
-    c = SINGULAR_FACTOR * max(n, 1) * eps
+    c = singular_factor(n, eps)
     reason = None
     if not math.isfinite(d_norm):
         reason = "the direction is not finite"

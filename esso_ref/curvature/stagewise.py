@@ -27,14 +27,17 @@ from . import linalg
 from .basis import basis_size
 from .core import Rows
 from .exact import coordinates, warn_not_descent
-from .spectral import SINGULAR_FACTOR
+from .spectral import singular_mask
 from .state import subset_state
 
 __all__ = ["ACCEPT", "Form", "Sweep", "certify", "directions", "factorise", "hvp_form",
            "solve_form"]
 
-ACCEPT = 100
+ACCEPT = 16
 """A direction is accepted when its bound of the backward error is at most ACCEPT eps, eq. (49)."""
+
+STEPS = 4
+"""At most this many refinement steps, eq. (49) (they stop once every sample is accepted)."""
 
 
 @dataclass
@@ -89,6 +92,12 @@ def anchors(state) -> Anchors:
         unit.append(xp.astype(n > 0, a.dtype))
     delta_norm = [None] + [row_norms(xp, state.bwd.delta[l]) for l in range(1, state.L + 1)]
     return Anchors(ahat, rho, unit, delta_norm)
+
+
+def unit_rows(xp, v):
+    """Every row of v divided by its norm (zero rows stay zero)."""
+    n = row_norms(xp, v)
+    return v / xp.where(n > 0, n, xp.ones_like(n))[:, None]
 
 
 def row_norms(xp, v):
@@ -196,8 +205,9 @@ def materialise(state, anc: Anchors, v: Form):
     xp, net = state.xp, state.net
     out = state.zeros((state.B, net.num_params))
     for l in range(1, state.L + 1):
-        start, mid, end = net._offsets[l - 1]
         n_in = net.sizes[l - 1]
+        block = net.layer_slice(l)
+        start, mid, end = block.start, block.start + net.sizes[l] * n_in, block.stop
         left = xp.stack([v.alpha[l], state.bwd.delta[l]], axis=2)             # (B, n_l, 2)
         right = xp.stack([anc.ahat[l - 1][:, :n_in], v.tau[l][:, :n_in]], axis=1)
         out[:, start:mid] = xp.reshape(left @ right, (state.B, -1))
@@ -213,15 +223,15 @@ class Sweep:
 
     Attributes:
         lam: the damping.
-        Pi: [None, Pi_1^{-1}, ..., Pi_L^{-1}], Pi_l = lam I + rho^2 P_l, (B, n_l, n_l) (the
-            inverses, from the same LU factorisation as the gains).
+        Pi_inv: [None, Pi_1^{-1}, ..., Pi_L^{-1}], Pi_l = lam I + rho^2 P_l, (B, n_l, n_l)
+            (from the same LU factorisation as the gains).
         gain: [None, None, Pi_2^{-1} Hx_2, ..., Pi_L^{-1} Hx_L], (B, n_l, n_{l-1}).
         F: [None, None, F_2, ..., F_L], F_l = W_l D_{l-1}, (B, n_l, n_{l-1}).
         trace_G: tr(A A^T) of every sample, (B,) (for the bound of |H|_F).
     """
 
     lam: float
-    Pi: list
+    Pi_inv: list
     gain: list
     F: list
     trace_G: Any
@@ -245,13 +255,13 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
     xp, L, sizes = state.xp, state.L, state.net.sizes
     delta = state.bwd.delta
     P, Q = state.Lam, None
-    Pi, gain, F_all = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    Pi_inv, gain, F_all = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
     trace_G = anc.rho[L - 1] ** 2 * sizes[L]
     for l in range(L, 0, -1):
         rho = anc.rho[l - 1]
         Pi_l = lam * state.eye(sizes[l]) + (rho * rho)[:, None, None] * P
         if l == 1:
-            Pi[l] = _solve(Pi_l, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape))
+            Pi_inv[l] = _solve(Pi_l, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape))
             break
         D = state.fwd.dphi[l - 1]
         F = state.W[l] * D[:, None, :]
@@ -260,7 +270,7 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
         Hx = delta[l][:, :, None] * Da[:, None, :] + rho[:, None, None] * PF
         both = _solve(Pi_l, xp.concat([Hx, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape)],
                                       axis=2))
-        gain[l], Pi[l] = both[..., :sizes[l - 1]], both[..., sizes[l - 1]:]
+        gain[l], Pi_inv[l] = both[..., :sizes[l - 1]], both[..., sizes[l - 1]:]
         dd = _dot(delta[l], delta[l])
         Ft = xp.matrix_transpose(F)
         P = (Ft @ PF - xp.matrix_transpose(Hx) @ gain[l]
@@ -273,13 +283,14 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
             Q = Ft @ QF + state.eye(sizes[l - 1])
         trace_G = trace_G + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * dd
         F_all[l] = F
-    return Sweep(lam, Pi, gain, F_all, trace_G)
+    return Sweep(lam, Pi_inv, gain, F_all, trace_G)
 
 
 def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
     """The solution v = (H + lam I)^{-1} c of every sample, eqs. (46)-(48), on the pairs (45).
 
-    Backward (p_L = 0), with c_a = omega + delta (tau . â) and tau_perp = tau - â (tau . â):
+    Backward (p_L = 0), with c = (alpha^c, tau^c), c_a = alpha^c + delta (tau^c . â) and
+    tau_perp = tau^c - â (tau^c . â):
 
         h0_l = rho p_l - c_a,   p_{l-1} = F_l^T p_l + D psi / lam - gain_l^T h0_l,
         psi = |delta_l|^2 tau_perp (weights part);
@@ -310,7 +321,7 @@ def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
     alpha, tau, x = [None] * (L + 1), [None] * (L + 1), None
     for l in range(1, L + 1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
-        u = -(sw.Pi[l] @ h0[l][..., None])[..., 0]
+        u = -(sw.Pi_inv[l] @ h0[l][..., None])[..., 0]
         if x is None:
             alpha[l], tau[l] = u, tau_perp[l] / lam
             x = rho[:, None] * u
@@ -331,8 +342,9 @@ class Certified:
         d: the directions on the pairs of eq. (45).
         eta: the bound of the normwise backward error, in units of eps, (B,).
         d_norm, g_norm: |d_i| and |g_i|, (B,).
+        beta: a lower bound of |H_i + lam I|_2, (B,).
         h_bound: an upper bound of |H_i|_F: |C_i|_inf tr(G_i), (B,).
-        g_dot_d: g_i . d_i, (B,).
+        cos_gd: g_i . d_i / (|g_i| |d_i|), (B,) (0 where either is 0).
         anchors: the `Anchors` the pairs refer to.
     """
 
@@ -340,8 +352,9 @@ class Certified:
     eta: Any
     d_norm: Any
     g_norm: Any
+    beta: Any
     h_bound: Any
-    g_dot_d: Any
+    cos_gd: Any
     anchors: Anchors
 
 
@@ -351,7 +364,7 @@ def _residual(state, anc, lam, g: Form, d: Form):
     return (g + Md).scaled(-1.0), Md
 
 
-def certify(state, lam: float, steps: int = 3) -> Certified:
+def certify(state, lam: float, steps: int = STEPS) -> Certified:
     """The direction d = -(H_i + lam I)^{-1} g_i of every sample, certified, eqs. (45)-(49).
 
     d^(0) from the sweeps, then refinement steps d^(k+1) = d^(k) + (H + lam I)^{-1} r^(k),
@@ -361,7 +374,7 @@ def certify(state, lam: float, steps: int = 3) -> Certified:
         eta = |r| / (beta |d| + |g|),  beta = max(|M d| / |d|, |M g| / |g|) <= |H + lam I|_2,
 
     which is at least the normwise backward error of d, is at most ACCEPT eps (at most
-    ``steps`` steps; one suffices on every case of the property set).
+    ``steps`` steps; one suffices on almost every case of the property set).
 
     Raises:
         LinAlgError: a pivot of the sweep is singular to working precision.
@@ -388,8 +401,8 @@ def certify(state, lam: float, steps: int = 3) -> Certified:
         eta = xp.where(r_norm > 0, r_norm / xp.where(denom > 0, denom, one), 0 * one) / eps
         if bool(xp.all(eta <= ACCEPT)):
             break
-    return Certified(d, eta, d_norm, g_norm, _h_bound(state, sw), _g_dot_d(state, anc, g, d),
-                     anc)
+    return Certified(d, eta, d_norm, g_norm, beta, _h_bound(state, sw),
+                     _cosines(state, anc, g, d, g_norm, d_norm), anc)
 
 
 def _h_bound(state, sw: Sweep):
@@ -401,43 +414,85 @@ def _h_bound(state, sw: Sweep):
     return c * sw.trace_G
 
 
-def _g_dot_d(state, anc: Anchors, g: Form, d: Form):
-    """The products g_i . d_i on the pairs: sum_l <alpha^g â^T, alpha^d â^T + delta tau^T>."""
+def _cosines(state, anc: Anchors, g: Form, d: Form, g_norm, d_norm):
+    """g_i . d_i / (|g_i| |d_i|) on the pairs (0 where g_i or d_i is 0): the sign of g . d.
+
+    sum_l <alpha^g â^T, alpha^d â^T + delta tau^T> with g and d divided by their norms first, so
+    that tiny gradients do not underflow to a product of 0.
+    """
+    xp = state.xp
+    one = xp.ones_like(g_norm)
+    sg = 1 / xp.where(g_norm > 0, g_norm, one)
+    sd = 1 / xp.where(d_norm > 0, d_norm, one)
     total = 0
     for l in range(1, state.L + 1):
-        delta = state.bwd.delta[l]
-        total = total + _dot(g.alpha[l], d.alpha[l]) * anc.unit[l - 1] + _dot(
-            g.alpha[l], delta) * _dot(anc.ahat[l - 1], d.tau[l])
+        a_g, a_d = g.alpha[l] * sg[:, None], d.alpha[l] * sd[:, None]
+        total = total + _dot(a_g, a_d) * anc.unit[l - 1] + _dot(
+            a_g, state.bwd.delta[l]) * _dot(anc.ahat[l - 1], d.tau[l] * sd[:, None])
     return total
 
 
-def _accepted(state, cert: Certified, lam: float) -> list[bool]:
-    """Which samples keep the certified direction, eq. (49) and the singular rule (§15).
+def _classify(state, cert: Certified, lam: float) -> tuple[list[int], list[int]]:
+    """Samples whose certified direction needs a second look: (check, redo), eq. (49), §15.
 
-    A sample keeps it when eta <= ACCEPT and neither condition of the singular rule holds with
-    the upper bound h_bound of |H|_F in place of |H|_F (a larger bound only makes the rule
-    stricter); any other sample is solved in the layer basis, which applies the exact rule.
+    The singular rule needs h = |H_i|_F + lam; the certificate has beta <= |H_i + lam I|_2 <= h
+    and h_bound + lam >= h. A sample whose eta exceeds ACCEPT, or on which the rule fires even
+    with beta, is solved again in the layer basis (``redo``: it applies the exact rule); one on
+    which the rule fires with the upper bound only gets its exact |H_i|_F (``check``); every
+    other sample keeps its direction.
+    """
+    xp, net = state.xp, state.net
+    q = basis_size(net.sizes, net.bias, 1)
+    zeros, eps = net.num_params - q, float(xp.finfo(state.dtype).eps)
+
+    def fires(h):
+        return singular_mask(xp, cert.g_norm, cert.d_norm, h, lam, q, zeros, eps)
+
+    trusted = xp.isfinite(cert.eta) & (cert.eta <= ACCEPT)
+    redo = ~trusted | fires(cert.beta)
+    check = ~redo & fires(cert.h_bound + lam)
+    return _indices(check), _indices(redo)
+
+
+def _indices(mask) -> list[int]:
+    """The positions of the True entries of a boolean array, as host integers."""
+    return [i for i, v in enumerate(to_host(mask).tolist()) if v]
+
+
+def _exact_rule(state, cert: Certified, lam: float, samples: list[int]) -> list[int]:
+    """The samples among ``samples`` on which the singular rule fires with the exact |H_i|_F."""
+    xp, net = state.xp, state.net
+    co = coordinates(subset_state(state, samples), Rows.of(net.sizes), 1)
+    index = xp.asarray(samples, device=state.device)
+    h = xp.asarray(co.frobenius(), dtype=state.dtype, device=state.device) + lam
+    eps = float(xp.finfo(state.dtype).eps)
+    mask = singular_mask(xp, xp.take(cert.g_norm, index), xp.take(cert.d_norm, index), h, lam,
+                         co.size, co.num_zeros, eps)
+    return [samples[k] for k in _indices(mask)]
+
+
+def _dense_cosines(state, D, g_norm):
+    """g_i . d_i / (|g_i| |d_i|) from the P-vectors d_i: sum_l delta_l . (D_l ã_{l-1}), eq. (8).
+
+    D is divided by its row norms and delta by |g_i| first (no underflow for tiny vectors).
     """
     xp = state.xp
-    sizes, bias = state.net.sizes, state.net.bias
-    q = basis_size(sizes, bias, 1)
-    zeros = state.net.num_params - q
-    eps = float(xp.finfo(state.dtype).eps)
-    h = cert.h_bound + lam
-    c = SINGULAR_FACTOR * max(q, 1) * eps
-    ok = xp.isfinite(cert.eta) & xp.isfinite(h) & xp.isfinite(cert.d_norm) & (cert.eta <= ACCEPT)
-    ok = ok & ((cert.d_norm == 0) | (cert.g_norm > c * h * cert.d_norm))
-    if zeros > 0:
-        ok = ok & (lam > eps * h)
-    return [bool(v) for v in to_host(ok).tolist()]
+    V, c = state.net._Wb(unit_rows(xp, D))
+    scale = 1 / xp.where(g_norm > 0, g_norm, xp.ones_like(g_norm))
+    total = 0
+    for l in range(1, state.L + 1):
+        Va = (V[l] @ state.fwd.a[l - 1][..., None])[..., 0]
+        Va = Va if c[l] is None else Va + c[l]
+        total = total + _dot(state.bwd.delta[l] * scale[:, None], Va)
+    return total
 
 
 def directions(state, lam: float):
     """d_i = -(H_i + lam I)^{-1} g_i of every sample, (B, P), eqs. (45)-(49).
 
     The certified sweep where it is accepted, the layer basis (eq. (43)) for the other samples
-    and for all of them when a pivot of the sweep is singular; one NotDescentWarning names the
-    samples whose direction ascends.
+    and for all of them when a pivot of the sweep is singular; one NotDescentWarning counts the
+    samples whose direction ascends and names the smallest eigenvalue of their H_i.
 
     Raises:
         SingularCurvatureError: some H_i + lam I is singular to working precision (§15).
@@ -450,22 +505,23 @@ def directions(state, lam: float):
     try:
         with quiet_float_errors(xp):  # overflow shows as a non-finite certificate: rejected
             cert = certify(state, lam)
-            ok = _accepted(state, cert, lam)
+            check, redo = _classify(state, cert, lam)
             D = materialise(state, cert.anchors, cert.d)
     except linalg.LinAlgError:
         return coordinates(state, rows, 1).newton(lam, "none")
-    g_dot_d = [float(v) for v in to_host(cert.g_dot_d).tolist()]
+    if check:
+        redo = sorted(redo + _exact_rule(state, cert, lam, check))
+    cos_gd = [float(v) for v in to_host(cert.cos_gd).tolist()]
     g_norm = [float(v) for v in to_host(cert.g_norm).tolist()]
-    redo = [i for i, keep in enumerate(ok) if not keep]
     if redo:
         sub = subset_state(state, redo)
         Dr = coordinates(sub, rows, 1).newton(lam, "none", descent=False)
         for k, i in enumerate(redo):
             D[i, :] = Dr[k, :]
-        gr = gradient_rows(sub)
-        for k, i in enumerate(redo):
-            g_dot_d[i] = float(xp.vecdot(gr[k, :], Dr[k, :]))
-    bad = [i for i in range(state.B) if g_dot_d[i] >= 0 and g_norm[i] > 0]
+        g_sub = xp.take(cert.g_norm, xp.asarray(redo, device=state.device))
+        for k, v in enumerate(to_host(_dense_cosines(sub, Dr, g_sub)).tolist()):
+            cos_gd[redo[k]] = float(v)
+    bad = [i for i in range(state.B) if cos_gd[i] >= 0 and g_norm[i] > 0]
     if bad:
         mu = coordinates(subset_state(state, bad), rows, 1).eigvalsh()
         warn_not_descent(len(bad), state.B, float(xp.min(mu)), lam)
@@ -476,15 +532,11 @@ def sweep_entries(sizes) -> int:
     """Array entries one sample needs at once, eqs. (46)-(48).
 
     Its direction (P entries), what the forward sweep keeps (F_l, the gains and the inverse
-    pivots) and the backward sweep's working P_l, Q_l and products.
+    pivots), the backward sweep's working P_l, Q_l and products, and the largest layer block
+    written out at the end.
     """
     kept = sizes[1] ** 2 + sum(2 * n * m + n * n
                                for n, m in zip(sizes[2:], sizes[1:-1], strict=True))
-    work = 4 * max(sizes[1:]) ** 2
+    work = 4 * max(sizes[1:]) ** 2 + max(n * (m + 1) for n, m in zip(sizes[1:], sizes[:-1],
+                                                                      strict=True))
     return sum(n * (m + 1) for n, m in zip(sizes[1:], sizes[:-1], strict=True)) + kept + work
-
-
-def gradient_rows(state):
-    """Every sample's own gradient g_i, (B, P), eq. (8)."""
-    anc = anchors(state)
-    return materialise(state, anc, gradient_form(state, anc))

@@ -127,7 +127,10 @@ def sample_state(state: State, i: int) -> State:
 
 
 def subset_state(state: State, samples: list[int]) -> State:
-    """The `State` of the listed samples (in that order), sharing the batch's values."""
+    """The `State` of the listed samples (in that order), from the batch's values.
+
+    One sample is a view of the batch's rows; several are copies (``take``).
+    """
     xp = state.xp
     if len(samples) == 1:
         i = samples[0]
