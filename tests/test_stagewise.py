@@ -328,3 +328,67 @@ def test_partial_fallback_puts_every_redone_sample_in_its_row(monkeypatch):
     ascending = int(np.sum(np.einsum("ip,ip->i", G, mixed) >= 0))
     found = [w for w in caught if issubclass(w.category, er.NotDescentWarning)]
     assert ascending > 0 and len(found) == 1 and f"{ascending} of 12 " in str(found[0].message)
+
+
+@pytest.mark.parametrize("size", [1e-150, 1e-163, 1e-170])
+@pytest.mark.parametrize("route", ["basis", "gram", "qr"])
+def test_tiny_gradients_are_solved_by_every_route(size, route):
+    """|g| below 1e-162 made the Gram route's sqrt(u . G u) underflow: a false singular error."""
+    net = er.MLP([1, 1], activation="identity", loss="mse", bias=False)
+    theta, X, y = np.array([0.0]), np.array([[0.1]]), np.array([[-size / 0.2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = er.hessian_factor(net, theta, X, y, route=route).newton(1e-6)
+    g = net.per_sample_gradients(theta, X, y)[0]
+    expected = -g / (2 * 0.01 + 1e-6)  # H = Lam |x|^2 = 2 * 0.01
+    assert abs(d[0] - expected[0]) <= 1e-14 * abs(expected[0])
+
+
+@pytest.mark.parametrize("route", ["gram", "qr"])
+def test_not_descent_message_prints_g_dot_d(route):
+    net = er.MLP([5, 7, 6, 3], activation="tanh")
+    theta = net.init(1)
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((12, 5))[1:2], rng.integers(0, 3, 12)[1:2]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d = er.hessian_factor(net, theta, X, y, route=route).newton(0.5)
+    g_dot_d = float(net.per_sample_gradients(theta, X, y)[0] @ d)
+    assert g_dot_d > 0
+    printed = float(re.search(r"g\.d = (\S+)\)", str(caught[0].message))[1])
+    assert abs(printed - g_dot_d) <= 1e-3 * g_dot_d
+
+
+def test_subnormal_gradient_goes_through_the_layer_basis_without_warnings():
+    net = er.MLP([1, 1], activation="identity", loss="mse")
+    theta, X, y = np.array([1.0, 1e-310]), np.array([[0.0], [1.0]]), np.zeros((2, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        D, _ = er.per_sample_directions(net, theta, X, y, 1.0)
+    np.testing.assert_array_equal(D[0], _basis(net, theta, X, y, 1.0)[0])
+    assert D[0, 1] < 0
+
+
+def test_threshold_and_refinement_steps_are_pinned():
+    """After one step seed 45 (damping 1e-8) has eta 41.5 > 16 eps; more steps bring it to eps."""
+    *_, state = _state(45)
+    one = stagewise.certify(state, 1e-8, steps=1)
+    assert 16 < float(one.eta[1]) <= 100
+    assert 1 in stagewise._classify(state, one, 1e-8)[1]
+    *_, state = _state(90)
+    one, full = stagewise.certify(state, 1e-4, steps=1), stagewise.certify(state, 1e-4)
+    assert float(np.max(one.eta)) > 16 >= 4 * float(np.max(full.eta))
+    assert stagewise._classify(state, full, 1e-4) == ([], [])
+
+
+def test_middle_zone_applies_the_exact_rule():
+    """float32 at damping 1e-6: the bounds do not decide, the exact |H_i|_F makes the rule fire."""
+    net, theta, X, y = _config(0)
+    theta, X = theta.astype(np.float32), X.astype(np.float32)
+    y = y.astype(np.float32) if y.dtype.kind == "f" else y
+    state = prepare(net, theta, X, y)
+    cert = stagewise.certify(state, 1e-6)
+    check, _ = stagewise._classify(state, cert, 1e-6)
+    assert check and stagewise._exact_rule(state, cert, 1e-6, check)
+    with pytest.raises(er.SingularCurvatureError):
+        er.per_sample_directions(net, theta, X, y, 1e-6)

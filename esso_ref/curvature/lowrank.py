@@ -236,11 +236,12 @@ class LowRank:
         eye = xp.eye(self.n, dtype=self.G.dtype, device=array_api_compat.device(self.G))
         CG = self.apply_C(self.G)
         x = self._solve(CG + lam * eye, self.u, lam)
-        Gx, Gu = self.G @ x, self.G @ self.u
+        Gu = self.G @ self.u
         h = norms(xp.reshape(CG, (1, -1)))[0] + lam  # |H|_2 = rho(C G) <= |C G|_F (scaled)
         x_norm, Gu_norm = norms(xp.stack([x, Gu]))
-        self._check_solution(_sqrt(xp.vecdot(self.u, Gu)), _sqrt(xp.vecdot(x, Gx)),
-                             -_unit_dot(x, Gu, x_norm, Gu_norm), h, lam)
+        cos = _unit_dot(x, Gu, x_norm, Gu_norm)
+        self._check_solution(_G_norm(self.G, self.u), _G_norm(self.G, x), -cos, h, lam,
+                             g_dot_d=-cos * x_norm * Gu_norm)
         return -self.adjoint(x[None, :])[0, :]
 
     def _qr_solve(self, lam: float):
@@ -267,15 +268,16 @@ class LowRank:
             ) from err
 
     def _check_solution(self, g_norm: float, d_norm: float, descent: float, h: float,
-                        lam: float) -> None:
+                        lam: float, g_dot_d: float | None = None) -> None:
         """The singular rule of `check_direction`; warn when d is not descent.
 
         ``descent`` has the sign of g . d (computed on unit vectors, so that tiny gradients do
-        not underflow to 0).
+        not underflow to 0); ``g_dot_d`` is g . d for the message (default: descent |g| |d|,
+        right when descent is the cosine of g and d).
         """
         eps = float(self.xp.finfo(self.u.dtype).eps)
         check_direction(g_norm, d_norm, h - lam, lam, self.n, self.num_params - self.n, eps)
-        g_dot_d = descent * g_norm * d_norm
+        g_dot_d = descent * g_norm * d_norm if g_dot_d is None else g_dot_d
         if descent >= 0 and g_norm > 0:
             mu_min = float(self.xp.min(self.eigh().values))
             warnings.warn(
@@ -287,8 +289,14 @@ class LowRank:
             )
 
 
-def _sqrt(x) -> float:
-    return math.sqrt(max(float(x), 0.0))
+def _G_norm(G, v) -> float:
+    """|A^T v| = sqrt(v . G v), with v scaled by its largest entry first (no underflow)."""
+    xp = xp_of(v)
+    top = float(xp.max(xp.abs(v)))
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    w = v / top
+    return top * math.sqrt(max(float(xp.vecdot(w, G @ w)), 0.0))
 
 
 def _unit_dot(a, b, a_norm: float, b_norm: float) -> float:

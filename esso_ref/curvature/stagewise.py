@@ -39,6 +39,9 @@ ACCEPT = 16
 STEPS = 4
 """At most this many refinement steps, eq. (49) (they stop once every sample is accepted)."""
 
+EXACT_CHUNK = 8
+"""Samples whose exact |H_i|_F is formed at once (their S, q x q each) in the singular rule."""
+
 
 @dataclass
 class Form:
@@ -422,13 +425,13 @@ def _cosines(state, anc: Anchors, g: Form, d: Form, g_norm, d_norm):
     """
     xp = state.xp
     one = xp.ones_like(g_norm)
-    sg = 1 / xp.where(g_norm > 0, g_norm, one)
-    sd = 1 / xp.where(d_norm > 0, d_norm, one)
+    sg = xp.where(g_norm > 0, g_norm, one)[:, None]  # divided by, never inverted: a subnormal
+    sd = xp.where(d_norm > 0, d_norm, one)[:, None]  # norm has no finite reciprocal
     total = 0
     for l in range(1, state.L + 1):
-        a_g, a_d = g.alpha[l] * sg[:, None], d.alpha[l] * sd[:, None]
+        a_g, a_d = g.alpha[l] / sg, d.alpha[l] / sd
         total = total + _dot(a_g, a_d) * anc.unit[l - 1] + _dot(
-            a_g, state.bwd.delta[l]) * _dot(anc.ahat[l - 1], d.tau[l] * sd[:, None])
+            a_g, state.bwd.delta[l]) * _dot(anc.ahat[l - 1], d.tau[l] / sd)
     return total
 
 
@@ -449,7 +452,7 @@ def _classify(state, cert: Certified, lam: float) -> tuple[list[int], list[int]]
         return singular_mask(xp, cert.g_norm, cert.d_norm, h, lam, q, zeros, eps)
 
     trusted = xp.isfinite(cert.eta) & (cert.eta <= ACCEPT)
-    redo = ~trusted | fires(cert.beta)
+    redo = ~trusted | fires(cert.beta * (1 - 4 * eps))  # beta itself is rounded
     check = ~redo & fires(cert.h_bound + lam)
     return _indices(check), _indices(redo)
 
@@ -462,12 +465,16 @@ def _indices(mask) -> list[int]:
 def _exact_rule(state, cert: Certified, lam: float, samples: list[int]) -> list[int]:
     """The samples among ``samples`` on which the singular rule fires with the exact |H_i|_F."""
     xp, net = state.xp, state.net
-    co = coordinates(subset_state(state, samples), Rows.of(net.sizes), 1)
+    rows, q = Rows.of(net.sizes), basis_size(net.sizes, net.bias, 1)
+    frobenius = []
+    for start in range(0, len(samples), EXACT_CHUNK):  # S of a few samples at a time
+        part = samples[start:start + EXACT_CHUNK]
+        frobenius += coordinates(subset_state(state, part), rows, 1).frobenius()
     index = xp.asarray(samples, device=state.device)
-    h = xp.asarray(co.frobenius(), dtype=state.dtype, device=state.device) + lam
+    h = xp.asarray(frobenius, dtype=state.dtype, device=state.device) + lam
     eps = float(xp.finfo(state.dtype).eps)
     mask = singular_mask(xp, xp.take(cert.g_norm, index), xp.take(cert.d_norm, index), h, lam,
-                         co.size, co.num_zeros, eps)
+                         q, net.num_params - q, eps)
     return [samples[k] for k in _indices(mask)]
 
 
@@ -478,12 +485,12 @@ def _dense_cosines(state, D, g_norm):
     """
     xp = state.xp
     V, c = state.net._Wb(unit_rows(xp, D))
-    scale = 1 / xp.where(g_norm > 0, g_norm, xp.ones_like(g_norm))
+    scale = xp.where(g_norm > 0, g_norm, xp.ones_like(g_norm))[:, None]
     total = 0
     for l in range(1, state.L + 1):
         Va = (V[l] @ state.fwd.a[l - 1][..., None])[..., 0]
         Va = Va if c[l] is None else Va + c[l]
-        total = total + _dot(state.bwd.delta[l] * scale[:, None], Va)
+        total = total + _dot(state.bwd.delta[l] / scale, Va)
     return total
 
 
@@ -537,6 +544,6 @@ def sweep_entries(sizes) -> int:
     """
     kept = sizes[1] ** 2 + sum(2 * n * m + n * n
                                for n, m in zip(sizes[2:], sizes[1:-1], strict=True))
-    work = 4 * max(sizes[1:]) ** 2 + max(n * (m + 1) for n, m in zip(sizes[1:], sizes[:-1],
+    work = 8 * max(sizes[1:]) ** 2 + max(n * (m + 1) for n, m in zip(sizes[1:], sizes[:-1],
                                                                       strict=True))
     return sum(n * (m + 1) for n, m in zip(sizes[1:], sizes[:-1], strict=True)) + kept + work
