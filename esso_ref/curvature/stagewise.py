@@ -164,7 +164,7 @@ def hvp_form(state, anc: Anchors, v: Form) -> Form:
         zdot[l] = z if adot[l - 1] is None else z + adot[l - 1] @ xp.matrix_transpose(W[l])
         if l < L:
             adot[l] = fwd.dphi[l] * zdot[l]
-    ddelta = (state.Lam @ zdot[L][..., None])[..., 0]
+    ddelta = _matvec(state.Lam, zdot[L])
     alpha, tau = [None] * (L + 1), [None] * (L + 1)
     for l in range(L, 0, -1):
         if l < L:
@@ -230,7 +230,7 @@ class Sweep:
             (from the same LU factorisation as the gains).
         gain: [None, None, Pi_2^{-1} Hx_2, ..., Pi_L^{-1} Hx_L], (B, n_l, n_{l-1}).
         F: [None, None, F_2, ..., F_L], F_l = W_l D_{l-1}, (B, n_l, n_{l-1}).
-        trace_G: tr(A A^T) of every sample, (B,) (for the bound of |H|_F).
+        trace_G: tr(G) = tr(A A^T) of every sample, (B,) (for the bound of |H|_F).
     """
 
     lam: float
@@ -247,46 +247,51 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
 
     Pi_l = lam I + rho^2 P_l,   Hx_l = delta_l (D â)^T + rho P_l F_l,
     P_{l-1} = diag(h_{l-1}) + F_l^T P_l F_l - (|delta_l|^2 / lam)(D^2 - (D â)(D â)^T)
-              - Hx_l^T Pi_l^{-1} Hx_l,
-
-    plus Q_{l-1} = I + F_l^T Q_l F_l (Q_L = I), whose traces give tr(G) = sum_m |ã_{m-1}|^2
-    tr(Q_m) + sum_{l >= 2} n_{l-1} |delta_l|^2 (eqs. (21), (23)).
+              - Hx_l^T Pi_l^{-1} Hx_l.
 
     Raises:
         LinAlgError: a pivot Pi_l is singular to working precision.
     """
     xp, L, sizes = state.xp, state.L, state.net.sizes
     delta = state.bwd.delta
-    P, Q = state.Lam, None
-    Pi_inv, gain, F_all = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
-    trace_G = anc.rho[L - 1] ** 2 * sizes[L]
-    for l in range(L, 0, -1):
-        rho = anc.rho[l - 1]
-        Pi_l = lam * state.eye(sizes[l]) + (rho * rho)[:, None, None] * P
-        if l == 1:
-            Pi_inv[l] = _solve(Pi_l, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape))
-            break
+    P = state.Lam
+    Pi_inv, gain, F = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    for l in range(L, 1, -1):
+        rho, n, m = anc.rho[l - 1], sizes[l], sizes[l - 1]
         D = state.fwd.dphi[l - 1]
-        F = state.W[l] * D[:, None, :]
+        F[l] = state.W[l] * D[:, None, :]
         Da = D * _weights(state, anc.ahat[l - 1], l)
-        PF = P @ F
+        PF = P @ F[l]
         Hx = delta[l][:, :, None] * Da[:, None, :] + rho[:, None, None] * PF
-        both = _solve(Pi_l, xp.concat([Hx, xp.broadcast_to(state.eye(sizes[l]), Pi_l.shape)],
-                                      axis=2))
-        gain[l], Pi_inv[l] = both[..., :sizes[l - 1]], both[..., sizes[l - 1]:]
+        Pi = lam * state.eye(n) + (rho * rho)[:, None, None] * P
+        both = _solve(Pi, xp.concat([Hx, xp.broadcast_to(state.eye(n), Pi.shape)], axis=2))
+        gain[l], Pi_inv[l] = both[..., :m], both[..., m:]
         dd = _dot(delta[l], delta[l])
-        Ft = xp.matrix_transpose(F)
-        P = (Ft @ PF - xp.matrix_transpose(Hx) @ gain[l]
+        P = (xp.matrix_transpose(F[l]) @ PF - xp.matrix_transpose(Hx) @ gain[l]
              + (dd / lam)[:, None, None] * (Da[:, :, None] * Da[:, None, :])
-             + state.eye(sizes[l - 1]) * (state.h[l - 1] - dd[:, None] / lam * D * D)[:, None, :])
+             + state.eye(m) * (state.h[l - 1] - dd[:, None] / lam * D * D)[:, None, :])
         P = (P + xp.matrix_transpose(P)) / 2
-        QF = F if Q is None else Q @ F
-        trQ = sizes[l - 1] + xp.sum(xp.reshape(QF * F, (QF.shape[0], -1)), axis=1)
+    Pi = lam * state.eye(sizes[1]) + (anc.rho[0] * anc.rho[0])[:, None, None] * P
+    Pi_inv[1] = _solve(Pi, xp.broadcast_to(state.eye(sizes[1]), Pi.shape))
+    return Sweep(lam, Pi_inv, gain, F, _trace_G(state, anc, F))
+
+
+def _trace_G(state, anc: Anchors, F: list):
+    """tr(G) = tr(A A^T) of every sample, (B,), eqs. (21), (23).
+
+    sum_m |ã_{m-1}|^2 tr(Q_m) + sum_{l >= 2} n_{l-1} |delta_l|^2 with Q_L = I and
+    Q_{l-1} = I + F_l^T Q_l F_l (tr(Q_m) sums |T_{l<-m}|_F^2 over l >= m).
+    """
+    xp, L, sizes, delta = state.xp, state.L, state.net.sizes, state.bwd.delta
+    trace = anc.rho[L - 1] ** 2 * sizes[L]
+    Q = None  # Q_L = I
+    for l in range(L, 1, -1):
+        QF = F[l] if Q is None else Q @ F[l]
+        trQ = sizes[l - 1] + xp.sum(xp.reshape(QF * F[l], (QF.shape[0], -1)), axis=1)
+        trace = trace + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * _dot(delta[l], delta[l])
         if l > 2:
-            Q = Ft @ QF + state.eye(sizes[l - 1])
-        trace_G = trace_G + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * dd
-        F_all[l] = F
-    return Sweep(lam, Pi_inv, gain, F_all, trace_G)
+            Q = xp.matrix_transpose(F[l]) @ QF + state.eye(sizes[l - 1])
+    return trace
 
 
 def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
@@ -308,33 +313,36 @@ def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
     """
     xp, L, lam, delta = state.xp, state.L, sw.lam, state.bwd.delta
     h0, tau_perp = [None] * (L + 1), [None] * (L + 1)
-    p = None
+    p = state.zeros(delta[L].shape)  # p_L = 0
     for l in range(L, 0, -1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
         t = _dot(c.tau[l], ah)
         c_a = (c.alpha[l] + delta[l] * t[:, None]) * anc.unit[l - 1][:, None]
         tau_perp[l] = c.tau[l] - ah * t[:, None]
-        h0[l] = -c_a if p is None else rho[:, None] * p - c_a
-        if l == 1:
-            break
-        psi = _weights(state, tau_perp[l], l) * _dot(delta[l], delta[l])[:, None]
-        back = state.fwd.dphi[l - 1] * psi / lam - (xp.matrix_transpose(sw.gain[l])
-                                                      @ h0[l][..., None])[..., 0]
-        p = back if p is None else back + (xp.matrix_transpose(sw.F[l]) @ p[..., None])[..., 0]
-    alpha, tau, x = [None] * (L + 1), [None] * (L + 1), None
+        h0[l] = rho[:, None] * p - c_a
+        if l > 1:
+            psi = _weights(state, tau_perp[l], l) * _dot(delta[l], delta[l])[:, None]
+            p = (_matvec(xp.matrix_transpose(sw.F[l]), p) + state.fwd.dphi[l - 1] * psi / lam
+                 - _matvec(xp.matrix_transpose(sw.gain[l]), h0[l]))
+    alpha, tau = [None] * (L + 1), [None] * (L + 1)
+    x = state.zeros(delta[1].shape)
     for l in range(1, L + 1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
-        u = -(sw.Pi_inv[l] @ h0[l][..., None])[..., 0]
-        if x is None:
-            alpha[l], tau[l] = u, tau_perp[l] / lam
-            x = rho[:, None] * u
+        if l == 1:  # x_0 = 0: no gain, no ê
+            alpha[l] = -_matvec(sw.Pi_inv[l], h0[l])
+            tau[l] = tau_perp[l] / lam
+            x = rho[:, None] * alpha[l]
             continue
         e = _pad(state, state.fwd.dphi[l - 1] * x)
-        u = u - (sw.gain[l] @ x[..., None])[..., 0]
-        alpha[l] = u
+        alpha[l] = -(_matvec(sw.Pi_inv[l], h0[l]) + _matvec(sw.gain[l], x))
         tau[l] = (tau_perp[l] - (e - ah * _dot(ah, e)[:, None])) / lam
-        x = (sw.F[l] @ x[..., None])[..., 0] + rho[:, None] * u
+        x = _matvec(sw.F[l], x) + rho[:, None] * alpha[l]
     return Form(alpha, tau)
+
+
+def _matvec(M, v):
+    """Stacked matrix-vector products M_i v_i: (B, n, m) and (B, m) to (B, n)."""
+    return (M @ v[..., None])[..., 0]
 
 
 @dataclass
