@@ -11,9 +11,10 @@ so a direction is stored as the pairs (alpha_l, tau_l): 2 vectors a layer instea
 block. A backward sweep eliminates the controls layer by layer (a Riccati recursion, eq. (46)
 and (47)), a forward sweep recovers them (eq. (48)). That costs O(sum_l n_l^3) a sample instead
 of the O(r^3) of the layer basis. Its pivots Pi_l may be indefinite, so the sweep alone is not
-backward stable: one step of iterative refinement with the exact Hessian-vector product (on the
-same pairs, O(sum_l n_l^2)) and an a-posteriori bound of the backward error certify every
-direction, eq. (49); a sample that fails the certificate is solved again in the layer basis.
+backward stable: iterative refinement with the exact Hessian-vector product (on the same pairs,
+O(sum_l n_l^2); one step suffices almost always) and an a-posteriori bound of the backward error
+certify every direction, eq. (49); a sample that fails the certificate is solved again in the
+layer basis.
 """
 
 from __future__ import annotations
@@ -384,8 +385,9 @@ def certify(state, lam: float, steps: int = STEPS) -> Certified:
 
         eta = |r| / (beta |d| + |g|),  beta = max(|M d| / |d|, |M g| / |g|) <= |H + lam I|_2,
 
-    which is at least the normwise backward error of d, is at most ACCEPT eps (at most
-    ``steps`` steps; one suffices on almost every case of the property set).
+    which is at least the normwise backward error of d up to the rounding of the computed
+    residual, is at most ACCEPT eps (at most ``steps`` steps; one suffices on almost every case
+    of the property set).
 
     Raises:
         LinAlgError: a pivot of the sweep is singular to working precision.
