@@ -139,6 +139,13 @@ def test_one_refinement_step_is_needed_and_enough():
     assert worst <= 16, worst
 
 
+def _small_problem(B: int, seed: int):
+    """[5, 7, 6, 3] tanh with B samples: H_i + lam I indefinite for some samples at lam = 0.5."""
+    net = er.MLP([5, 7, 6, 3], activation="tanh")
+    rng = np.random.default_rng(seed)
+    return net, net.init(1), rng.standard_normal((B, 5)), rng.integers(0, 3, B)
+
+
 def _basis(net, theta, X, y, lam):
     state = prepare(net, theta, X, y)
     rows = factor.Rows.of(net.sizes)
@@ -147,10 +154,7 @@ def _basis(net, theta, X, y, lam):
 
 @pytest.mark.filterwarnings("ignore::esso_ref.NotDescentWarning")
 def test_rejected_certificate_falls_back_to_the_layer_basis(monkeypatch):
-    net = er.MLP([5, 7, 6, 3], activation="tanh")
-    theta = net.init(1)
-    rng = np.random.default_rng(2)
-    X, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    net, theta, X, y = _small_problem(6, 2)
     fast, _ = er.per_sample_directions(net, theta, X, y, 0.5)
     monkeypatch.setattr(stagewise, "ACCEPT", -1.0)
     slow, _ = er.per_sample_directions(net, theta, X, y, 0.5)
@@ -160,10 +164,7 @@ def test_rejected_certificate_falls_back_to_the_layer_basis(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::esso_ref.NotDescentWarning")
 def test_singular_pivot_falls_back_to_the_layer_basis(monkeypatch):
-    net = er.MLP([5, 7, 6, 3], activation="tanh")
-    theta = net.init(1)
-    rng = np.random.default_rng(3)
-    X, y = rng.standard_normal((4, 5)), rng.integers(0, 3, 4)
+    net, theta, X, y = _small_problem(4, 3)
 
     def singular(*args, **kwargs):
         raise er.curvature.LinAlgError("singular pivot")
@@ -174,10 +175,7 @@ def test_singular_pivot_falls_back_to_the_layer_basis(monkeypatch):
 
 
 def test_not_descent_warning_counts_the_ascending_samples():
-    net = er.MLP([5, 7, 6, 3], activation="tanh")
-    theta = net.init(1)
-    rng = np.random.default_rng(2)
-    X, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    net, theta, X, y = _small_problem(12, 2)
     G = net.per_sample_gradients(theta, X, y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -310,10 +308,7 @@ def test_float32_samples_get_the_exact_norm_and_keep_their_direction(monkeypatch
 
 @pytest.mark.filterwarnings("ignore::esso_ref.NotDescentWarning")
 def test_partial_fallback_puts_every_redone_sample_in_its_row(monkeypatch):
-    net = er.MLP([5, 7, 6, 3], activation="tanh")
-    theta = net.init(1)
-    rng = np.random.default_rng(2)
-    X, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    net, theta, X, y = _small_problem(12, 2)
     fast, _ = er.per_sample_directions(net, theta, X, y, 0.5)
     redo = [1, 4, 7]  # sample 1 ascends (as does 8, which keeps its sweep direction)
     monkeypatch.setattr(stagewise, "_classify", lambda *a: ([], list(redo)))
@@ -346,10 +341,8 @@ def test_tiny_gradients_are_solved_by_every_route(size, route):
 
 @pytest.mark.parametrize("route", ["gram", "qr"])
 def test_not_descent_message_prints_g_dot_d(route):
-    net = er.MLP([5, 7, 6, 3], activation="tanh")
-    theta = net.init(1)
-    rng = np.random.default_rng(2)
-    X, y = rng.standard_normal((12, 5))[1:2], rng.integers(0, 3, 12)[1:2]
+    net, theta, X, y = _small_problem(12, 2)
+    X, y = X[1:2], y[1:2]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         d = er.hessian_factor(net, theta, X, y, route=route).newton(0.5)

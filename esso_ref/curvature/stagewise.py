@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._memory import check_entries
-from ..backend import quiet_float_errors, to_host, xp_of
+from ..backend import quiet_float_errors, to_host
 from . import linalg
 from .basis import basis_size
 from .core import Rows
@@ -112,25 +112,6 @@ def row_norms(xp, v):
     return top * xp.sqrt(xp.sum(w * w, axis=-1))
 
 
-def _dot(a, b):
-    """Row-wise dot products of (B, n) arrays."""
-    return (a[..., None, :] @ b[..., :, None])[..., 0, 0]
-
-
-def _solve(M, b):
-    """M^{-1} b for stacked M.
-
-    A singular M raises LinAlgError (NumPy) or gives non-finite values (CuPy), which the
-    certificate of eq. (49) rejects.
-    """
-    try:
-        return xp_of(M).linalg.solve(M, b)
-    except Exception as err:
-        if type(err).__name__ != "LinAlgError":
-            raise
-        raise linalg.LinAlgError(f"a pivot of the sweep is singular: {err}") from err
-
-
 def _weights(state, v, l: int):
     """The weight part of a (B, ñ_{l-1}) vector (drops the bias entry)."""
     return v[:, :state.net.sizes[l - 1]]
@@ -161,7 +142,7 @@ def hvp_form(state, anc: Anchors, v: Form) -> Form:
     zdot, adot = [None] * (L + 1), [None] * (L + 1)
     for l in range(1, L + 1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
-        z = rho[:, None] * (v.alpha[l] + delta[l] * _dot(v.tau[l], ah)[:, None])
+        z = rho[:, None] * (v.alpha[l] + delta[l] * xp.vecdot(v.tau[l], ah)[:, None])
         zdot[l] = z if adot[l - 1] is None else z + adot[l - 1] @ xp.matrix_transpose(W[l])
         if l < L:
             adot[l] = fwd.dphi[l] * zdot[l]
@@ -169,16 +150,17 @@ def hvp_form(state, anc: Anchors, v: Form) -> Form:
     alpha, tau = [None] * (L + 1), [None] * (L + 1)
     for l in range(L, 0, -1):
         if l < L:
-            Vd = (_weights(state, anc.ahat[l], l + 1) * _dot(v.alpha[l + 1], delta[l + 1])[:, None]
+            Vd = (_weights(state, anc.ahat[l], l + 1)
+                  * xp.vecdot(v.alpha[l + 1], delta[l + 1])[:, None]
                   + _weights(state, v.tau[l + 1], l + 1)
-                  * _dot(delta[l + 1], delta[l + 1])[:, None])
+                  * xp.vecdot(delta[l + 1], delta[l + 1])[:, None])
             ddelta = state.h[l] * zdot[l] + fwd.dphi[l] * (Vd + ddelta @ W[l + 1])
         ah = anc.ahat[l - 1]
         if l == 1:
             alpha[l], tau[l] = anc.rho[0][:, None] * ddelta, state.zeros(ah.shape)
             continue
         e = _pad(state, adot[l - 1])
-        t = _dot(e, ah)
+        t = xp.vecdot(e, ah)
         alpha[l] = anc.rho[l - 1][:, None] * ddelta + delta[l] * t[:, None]
         tau[l] = e - ah * t[:, None]
     return Form(alpha, tau)
@@ -198,7 +180,7 @@ def form_norms(state, anc: Anchors, *forms: Form):
         alpha = xp.concat([v.alpha[l] for v in forms], axis=0)
         k = len(forms)
         ahk, deltak = xp.tile(ah, (k, 1)), xp.tile(delta, (k, 1))
-        t = _dot(tau, ahk)[:, None]
+        t = xp.vecdot(tau, ahk)[:, None]
         parts += [(alpha + deltak * t) * xp.tile(anc.unit[l - 1], (k,))[:, None],
                   (tau - ahk * t) * xp.tile(anc.delta_norm[l], (k,))[:, None]]
     return xp.reshape(row_norms(xp, xp.concat(parts, axis=1)), (len(forms), -1))
@@ -265,15 +247,17 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
         PF = P @ F[l]
         Hx = delta[l][:, :, None] * Da[:, None, :] + rho[:, None, None] * PF
         Pi = lam * state.eye(n) + (rho * rho)[:, None, None] * P
-        both = _solve(Pi, xp.concat([Hx, xp.broadcast_to(state.eye(n), Pi.shape)], axis=2))
+        both = linalg.solve(Pi, xp.concat([Hx, xp.broadcast_to(state.eye(n), Pi.shape)], axis=2),
+                            check_finite=False)  # a non-finite sweep fails eq. (49)
         gain[l], Pi_inv[l] = both[..., :m], both[..., m:]
-        dd = _dot(delta[l], delta[l])
+        dd = xp.vecdot(delta[l], delta[l])
         P = (xp.matrix_transpose(F[l]) @ PF - xp.matrix_transpose(Hx) @ gain[l]
              + (dd / lam)[:, None, None] * (Da[:, :, None] * Da[:, None, :])
              + state.eye(m) * (state.h[l - 1] - dd[:, None] / lam * D * D)[:, None, :])
         P = (P + xp.matrix_transpose(P)) / 2
     Pi = lam * state.eye(sizes[1]) + (anc.rho[0] * anc.rho[0])[:, None, None] * P
-    Pi_inv[1] = _solve(Pi, xp.broadcast_to(state.eye(sizes[1]), Pi.shape))
+    Pi_inv[1] = linalg.solve(Pi, xp.broadcast_to(state.eye(sizes[1]), Pi.shape),
+                             check_finite=False)
     return Sweep(lam, Pi_inv, gain, F, _trace_G(state, anc, F))
 
 
@@ -289,7 +273,7 @@ def _trace_G(state, anc: Anchors, F: list):
     for l in range(L, 1, -1):
         QF = F[l] if Q is None else Q @ F[l]
         trQ = sizes[l - 1] + xp.sum(xp.reshape(QF * F[l], (QF.shape[0], -1)), axis=1)
-        trace = trace + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * _dot(delta[l], delta[l])
+        trace = trace + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * xp.vecdot(delta[l], delta[l])
         if l > 2:
             Q = xp.matrix_transpose(F[l]) @ QF + state.eye(sizes[l - 1])
     return trace
@@ -317,12 +301,12 @@ def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
     p = state.zeros(delta[L].shape)  # p_L = 0
     for l in range(L, 0, -1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
-        t = _dot(c.tau[l], ah)
+        t = xp.vecdot(c.tau[l], ah)
         c_a = (c.alpha[l] + delta[l] * t[:, None]) * anc.unit[l - 1][:, None]
         tau_perp[l] = c.tau[l] - ah * t[:, None]
         h0[l] = rho[:, None] * p - c_a
         if l > 1:
-            psi = _weights(state, tau_perp[l], l) * _dot(delta[l], delta[l])[:, None]
+            psi = _weights(state, tau_perp[l], l) * xp.vecdot(delta[l], delta[l])[:, None]
             p = (_matvec(xp.matrix_transpose(sw.F[l]), p) + state.fwd.dphi[l - 1] * psi / lam
                  - _matvec(xp.matrix_transpose(sw.gain[l]), h0[l]))
     alpha, tau = [None] * (L + 1), [None] * (L + 1)
@@ -336,7 +320,7 @@ def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
             continue
         e = _pad(state, state.fwd.dphi[l - 1] * x)
         alpha[l] = -(_matvec(sw.Pi_inv[l], h0[l]) + _matvec(sw.gain[l], x))
-        tau[l] = (tau_perp[l] - (e - ah * _dot(ah, e)[:, None])) / lam
+        tau[l] = (tau_perp[l] - (e - ah * xp.vecdot(ah, e)[:, None])) / lam
         x = _matvec(sw.F[l], x) + rho[:, None] * alpha[l]
     return Form(alpha, tau)
 
@@ -440,8 +424,8 @@ def _cosines(state, anc: Anchors, g: Form, d: Form, g_norm, d_norm):
     total = 0
     for l in range(1, state.L + 1):
         a_g, a_d = g.alpha[l] / sg, d.alpha[l] / sd
-        total = total + _dot(a_g, a_d) * anc.unit[l - 1] + _dot(
-            a_g, state.bwd.delta[l]) * _dot(anc.ahat[l - 1], d.tau[l] / sd)
+        total = total + xp.vecdot(a_g, a_d) * anc.unit[l - 1] + xp.vecdot(
+            a_g, state.bwd.delta[l]) * xp.vecdot(anc.ahat[l - 1], d.tau[l] / sd)
     return total
 
 
@@ -500,7 +484,7 @@ def _dense_cosines(state, D, g_norm):
     for l in range(1, state.L + 1):
         Va = (V[l] @ state.fwd.a[l - 1][..., None])[..., 0]
         Va = Va if c[l] is None else Va + c[l]
-        total = total + _dot(state.bwd.delta[l] / scale, Va)
+        total = total + xp.vecdot(state.bwd.delta[l] / scale, Va)
     return total
 
 
