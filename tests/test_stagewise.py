@@ -10,7 +10,7 @@ in float64 with tolerances in eps units:
 - the sweeps (46)-(48) against numpy.linalg.solve, the trace of G against the Gram matrix,
   the bound of |H|_F against the dense Frobenius norm;
 - the public per-sample directions: normwise backward error <= 16 eps (the property set's
-  worst is 1.7 eps), and the certificate of eq. (49) never below the measured backward error
+  worst is 1.5 eps), and the certificate of eq. (49) never below the measured backward error
   by more than the rounding of writing d out;
 - the fallbacks: a rejected certificate or a singular pivot gives the layer-basis direction.
 """
@@ -363,15 +363,13 @@ def test_subnormal_gradient_goes_through_the_layer_basis_without_warnings():
 
 
 def test_threshold_and_refinement_steps_are_pinned():
-    """After one step seed 45 (damping 1e-8) has eta 41.5 > 16 eps; more steps bring it to eps."""
-    *_, state = _state(45)
-    one = stagewise.certify(state, 1e-8, steps=1)
-    assert 16 < float(one.eta[1]) <= 100
-    assert 1 in stagewise._classify(state, one, 1e-8)[1]
-    *_, state = _state(90)
-    one, full = stagewise.certify(state, 1e-4, steps=1), stagewise.certify(state, 1e-4)
+    """After one step seed 4 (damping 1e-8) has eta 39.6 > 16 eps; more steps bring it to eps."""
+    *_, state = _state(4)
+    one, full = stagewise.certify(state, 1e-8, steps=1), stagewise.certify(state, 1e-8)
+    assert 16 < float(one.eta[0]) <= 100
+    assert 0 in stagewise._classify(state, one, 1e-8)[1]
     assert float(np.max(one.eta)) > 16 >= 4 * float(np.max(full.eta))
-    assert stagewise._classify(state, full, 1e-4) == ([], [])
+    assert stagewise._classify(state, full, 1e-8) == ([], [])
 
 
 def test_middle_zone_applies_the_exact_rule():

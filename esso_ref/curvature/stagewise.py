@@ -209,28 +209,31 @@ class Sweep:
 
     Attributes:
         lam: the damping.
-        Pi_inv: [None, Pi_1^{-1}, ..., Pi_L^{-1}], Pi_l = lam I + rho^2 P_l, (B, n_l, n_l)
-            (from the same LU factorisation as the gains).
+        Pi: [None, Pi_1, ..., Pi_L], Pi_l = lam I + rho^2 P_l, (B, n_l, n_l).
         gain: [None, None, Pi_2^{-1} Hx_2, ..., Pi_L^{-1} Hx_L], (B, n_l, n_{l-1}).
         F: [None, None, F_2, ..., F_L], F_l = W_l D_{l-1}, (B, n_l, n_{l-1}).
         trace_G: tr(G) = tr(A A^T) of every sample, (B,) (for the bound of |H|_F).
     """
 
     lam: float
-    Pi_inv: list
+    Pi: list
     gain: list
     F: list
     trace_G: Any
 
 
 def factorise(state, anc: Anchors, lam: float) -> Sweep:
-    """The backward sweep of eq. (47) for the damping lam.
+    """The backward sweep of eq. (47) for the damping lam, in its product form.
 
-    P_L = Lam and, for l = L..2,
+    P_L = Lam and, for l = L..2, with Y = Pi_l^{-1} P_l F_l and u = Pi_l^{-1} delta_l,
 
-    Pi_l = lam I + rho^2 P_l,   Hx_l = delta_l (D â)^T + rho P_l F_l,
-    P_{l-1} = diag(h_{l-1}) + F_l^T P_l F_l - (|delta_l|^2 / lam)(D^2 - (D â)(D â)^T)
-              - Hx_l^T Pi_l^{-1} Hx_l.
+    Pi_l = lam I + rho^2 P_l,   gain_l = Pi_l^{-1} Hx_l = u (D â)^T + rho Y,
+    P_{l-1} = diag(h_{l-1} - |delta_l|^2 D^2 / lam) + lam F_l^T Y
+              - rho ((D â) w^T + w (D â)^T) + (|delta_l|^2 / lam - delta_l . u)(D â)(D â)^T,
+    w = Y^T delta_l,
+
+    which is eq. (47) with F^T P F - rho^2 F^T P Pi^{-1} P F = lam F^T Pi^{-1} P F: one product
+    instead of the difference of two, and one stacked solve with m + 1 right-hand sides.
 
     Raises:
         LinAlgError: a pivot Pi_l is singular to working precision.
@@ -238,45 +241,64 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
     xp, L, sizes = state.xp, state.L, state.net.sizes
     delta = state.bwd.delta
     P = state.Lam
-    Pi_inv, gain, F = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    Pi, gain, F = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
     for l in range(L, 1, -1):
-        rho, n, m = anc.rho[l - 1], sizes[l], sizes[l - 1]
+        rho, m = anc.rho[l - 1], sizes[l - 1]
         D = state.fwd.dphi[l - 1]
         F[l] = state.W[l] * D[:, None, :]
         Da = D * _weights(state, anc.ahat[l - 1], l)
-        PF = P @ F[l]
-        Hx = delta[l][:, :, None] * Da[:, None, :] + rho[:, None, None] * PF
-        Pi = lam * state.eye(n) + (rho * rho)[:, None, None] * P
-        both = linalg.solve(Pi, xp.concat([Hx, xp.broadcast_to(state.eye(n), Pi.shape)], axis=2),
+        Pi[l] = _pivot(state, rho, P, lam)
+        both = linalg.solve(Pi[l], xp.concat([P @ F[l], delta[l][..., None]], axis=2),
                             check_finite=False)  # a non-finite sweep fails eq. (49)
-        gain[l], Pi_inv[l] = both[..., :m], both[..., m:]
+        Y, u = both[..., :m], both[..., m]
+        gain[l] = u[:, :, None] * Da[:, None, :] + rho[:, None, None] * Y
+        w = _matvec(xp.matrix_transpose(Y), delta[l])
         dd = xp.vecdot(delta[l], delta[l])
-        P = (xp.matrix_transpose(F[l]) @ PF - xp.matrix_transpose(Hx) @ gain[l]
-             + (dd / lam)[:, None, None] * (Da[:, :, None] * Da[:, None, :])
+        kappa = dd / lam - xp.vecdot(u, delta[l])
+        rank2 = Da[:, :, None] * (kappa[:, None] * Da / 2 - rho[:, None] * w)[:, None, :]
+        P = (lam * (xp.matrix_transpose(F[l]) @ Y) + rank2 + xp.matrix_transpose(rank2)
              + state.eye(m) * (state.h[l - 1] - dd[:, None] / lam * D * D)[:, None, :])
         P = (P + xp.matrix_transpose(P)) / 2
-    Pi = lam * state.eye(sizes[1]) + (anc.rho[0] * anc.rho[0])[:, None, None] * P
-    Pi_inv[1] = linalg.solve(Pi, xp.broadcast_to(state.eye(sizes[1]), Pi.shape),
-                             check_finite=False)
-    return Sweep(lam, Pi_inv, gain, F, _trace_G(state, anc, F))
+    Pi[1] = _pivot(state, anc.rho[0], P, lam)
+    return Sweep(lam, Pi, gain, F, _trace_G(state, anc, F))
+
+
+def _pivot(state, rho, P, lam: float):
+    """Pi_l = lam I + rho^2 P_l, eq. (46)."""
+    return lam * state.eye(P.shape[-1]) + (rho * rho)[:, None, None] * P
 
 
 def _trace_G(state, anc: Anchors, F: list):
     """tr(G) = tr(A A^T) of every sample, (B,), eqs. (21), (23).
 
     sum_m |ã_{m-1}|^2 tr(Q_m) + sum_{l >= 2} n_{l-1} |delta_l|^2 with Q_L = I and
-    Q_{l-1} = I + F_l^T Q_l F_l (tr(Q_m) sums |T_{l<-m}|_F^2 over l >= m).
+    Q_{l-1} = I + F_l^T Q_l F_l (tr(Q_m) sums |T_{l<-m}|_F^2 over l >= m). Q is kept as
+    I + R^T R, R = [F_l; R_l F_l], while R has fewer rows than columns (near the output, where
+    n_L is small), and as a dense matrix below.
     """
     xp, L, sizes, delta = state.xp, state.L, state.net.sizes, state.bwd.delta
     trace = anc.rho[L - 1] ** 2 * sizes[L]
-    Q = None  # Q_L = I
+    R = Q = None  # Q_L = I
     for l in range(L, 1, -1):
-        QF = F[l] if Q is None else Q @ F[l]
-        trQ = sizes[l - 1] + xp.sum(xp.reshape(QF * F[l], (QF.shape[0], -1)), axis=1)
-        trace = trace + anc.rho[l - 2] ** 2 * trQ + sizes[l - 1] * xp.vecdot(delta[l], delta[l])
-        if l > 2:
-            Q = xp.matrix_transpose(F[l]) @ QF + state.eye(sizes[l - 1])
+        m = sizes[l - 1]
+        if Q is None:
+            RF = F[l] if R is None else xp.concat([F[l], R @ F[l]], axis=1)
+            trQ = m + _squares(xp, RF * RF)  # tr(F^T (I + R^T R) F)
+        else:
+            QF = Q @ F[l]
+            trQ = m + _squares(xp, QF * F[l])
+        trace = trace + anc.rho[l - 2] ** 2 * trQ + m * xp.vecdot(delta[l], delta[l])
+        if l > 2 and Q is None and RF.shape[1] <= m:
+            R = RF
+        elif l > 2:
+            Q = state.eye(m) + (xp.matrix_transpose(RF) @ RF if Q is None
+                                else xp.matrix_transpose(F[l]) @ QF)
     return trace
+
+
+def _squares(xp, M):
+    """The sum of the entries of every sample's (B, n, m) matrix M, (B,)."""
+    return xp.sum(xp.reshape(M, (M.shape[0], -1)), axis=1)
 
 
 def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
@@ -314,15 +336,20 @@ def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
     for l in range(1, L + 1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
         if l == 1:  # x_0 = 0: no gain, no ê
-            alpha[l] = -_matvec(sw.Pi_inv[l], h0[l])
+            alpha[l] = -_solve(sw.Pi[l], h0[l])
             tau[l] = tau_perp[l] / lam
             x = rho[:, None] * alpha[l]
             continue
         e = _pad(state, state.fwd.dphi[l - 1] * x)
-        alpha[l] = -(_matvec(sw.Pi_inv[l], h0[l]) + _matvec(sw.gain[l], x))
+        alpha[l] = -(_solve(sw.Pi[l], h0[l]) + _matvec(sw.gain[l], x))
         tau[l] = (tau_perp[l] - (e - ah * xp.vecdot(ah, e)[:, None])) / lam
         x = _matvec(sw.F[l], x) + rho[:, None] * alpha[l]
     return Form(alpha, tau)
+
+
+def _solve(M, v):
+    """Stacked solves M_i^{-1} v_i: (B, n, n) and (B, n) to (B, n)."""
+    return linalg.solve(M, v[..., None], check_finite=False)[..., 0]
 
 
 def _matvec(M, v):
