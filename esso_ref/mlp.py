@@ -53,7 +53,8 @@ class MLP:
         bias: whether every layer has a bias b_l (``False`` as ``nn.Linear(bias=False)``).
 
     Raises:
-        ValueError: for bad sizes or unknown activation / loss names.
+        ValueError: for bad sizes or unknown activation / loss names, and for
+            ``cross_entropy`` with a single output (its loss is identically 0).
     """
 
     def __init__(self, sizes, activation: str = "tanh", loss: str = "cross_entropy",
@@ -61,6 +62,11 @@ class MLP:
         self.sizes = check_sizes(sizes)
         self.act = get_activation(activation)
         self.loss_fn = get_loss(loss)
+        if self.loss_fn.name == "cross_entropy" and self.sizes[-1] < 2:
+            raise ValueError(
+                f"expected at least 2 outputs for loss 'cross_entropy', got sizes "
+                f"{list(self.sizes)}: the softmax of one logit is 1, so the loss, its gradient "
+                "and its Hessian are identically 0; use 2 outputs for 2 classes, or loss 'mse'")
         if not isinstance(bias, bool):
             raise TypeError(f"expected bias to be True or False, got {bias!r}")
         self.bias = bias

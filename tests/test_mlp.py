@@ -72,3 +72,11 @@ def test_repr_names_the_network():
 def test_bad_sizes(sizes):
     with pytest.raises(ValueError, match="expected"):
         er.MLP(sizes)
+
+
+def test_single_output_cross_entropy_is_refused():
+    """A softmax over one logit is constant: loss, gradient and Hessian would be identically 0."""
+    with pytest.raises(ValueError, match=r"at least 2 outputs for loss 'cross_entropy'.*\[3, 4, 1\]"):
+        er.MLP([3, 4, 1])
+    assert er.MLP([3, 4, 1], loss="mse").sizes[-1] == 1
+    assert er.MLP([3, 4, 2]).sizes[-1] == 2

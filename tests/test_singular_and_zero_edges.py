@@ -32,8 +32,10 @@ def test_moderate_damping_is_never_singular_on_a_full_rank_hessian():
 
 
 def test_zero_hessian_has_no_eigenvalues_and_zero_gradient_gives_zero_direction():
-    net = er.MLP([3, 4, 1], "tanh", "cross_entropy")      # n_L = 1: l = 0, g = 0, H = 0
-    theta, X, y = random_problem(net, 3, 0)
+    net = er.MLP([3, 4, 2], "relu", "cross_entropy", bias=False)
+    rng = np.random.default_rng(0)  # W_1 < 0 and X > 0: every unit dead, a_1 = 0, g = 0, H = 0
+    theta = np.concatenate([-np.ones(12), rng.standard_normal(8)])
+    X, y = rng.uniform(0.5, 1.0, (3, 3)), np.array([0, 1, 1])
     spec = er.eigenvalues(net, theta, X, y)
     assert spec.values.shape == (0,) and spec.num_zeros == net.num_params
     for spectral in ("none", "abs"):
