@@ -13,9 +13,12 @@ import array_api_compat
 from ..backend import xp_of
 
 __all__ = [
-    "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve", "solve_shifted",
-    "work_buffer",
+    "LU", "LU_MIN", "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve",
+    "solve_shifted", "work_buffer",
 ]
+
+LU_MIN = 32
+"""`LU` factorises NumPy matrices from this size on; smaller ones are solved afresh each time."""
 
 
 class LinAlgError(ArithmeticError):
@@ -61,6 +64,47 @@ def solve(M, b, check_finite: bool = True):
     """
     xp = xp_of(M)
     return _run("solve", xp.linalg.solve, M, b, check_finite=check_finite)
+
+
+class LU:
+    """Stacked square matrices M (G, n, n), ready for repeated solves M_k x_k = b_k.
+
+    On NumPy arrays with n >= `LU_MIN`: one LU factorisation with partial pivoting per matrix
+    (LAPACK ?getrf through SciPy, on the C-ordered copy, which is M_k^T in Fortran order), then
+    ?getrs with the transpose for every solve: O(n^2) a solve instead of O(n^3). Otherwise
+    (CuPy, other namespaces, small n, where one batched call beats a loop over LAPACK calls)
+    every solve is `solve`. Non-finite entries give non-finite solutions; the caller checks.
+
+    Raises:
+        LinAlgError: some M_k has an exactly zero pivot (singular).
+    """
+
+    def __init__(self, M):
+        self._M, self._factors = M, None
+        xp = xp_of(M)
+        if not array_api_compat.is_numpy_namespace(xp) or M.shape[-1] < LU_MIN:
+            return
+        getrf, work = _lapack("getrf", M), xp.array(M, copy=True)
+        factors = []
+        for k in range(M.shape[0]):
+            lu, piv, info = getrf(work[k].T, overwrite_a=True)
+            if info != 0:
+                raise LinAlgError(f"LU factorisation of a {tuple(M.shape)} matrix failed: "
+                                  + ("Singular matrix" if info > 0 else f"LAPACK info {info}"))
+            factors.append((lu, piv))
+        self._M, self._factors = None, factors
+
+    def solve(self, b):
+        """The solutions x_k of M_k x_k = b_k, for b of shape (G, n) or (G, n, k)."""
+        if self._factors is None:
+            vector = b.ndim == self._M.ndim - 1
+            x = solve(self._M, b[..., None] if vector else b, check_finite=False)
+            return x[..., 0] if vector else x
+        xp, getrs = xp_of(b), _lapack("getrs", b)
+        x = xp.empty_like(b)
+        for k, (lu, piv) in enumerate(self._factors):
+            x[k], _ = getrs(lu, piv, b[k], trans=1)  # lu holds M_k^T
+        return x
 
 
 def solve_shifted(S, lam: float, b, work=None):

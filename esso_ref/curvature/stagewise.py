@@ -209,7 +209,8 @@ class Sweep:
 
     Attributes:
         lam: the damping.
-        Pi: [None, Pi_1, ..., Pi_L], Pi_l = lam I + rho^2 P_l, (B, n_l, n_l).
+        Pi: [None, Pi_1, ..., Pi_L], Pi_l = lam I + rho^2 P_l (B matrices n_l x n_l), each
+            factorised once (`linalg.LU`) for the solves of eqs. (47) and (48).
         gain: [None, None, Pi_2^{-1} Hx_2, ..., Pi_L^{-1} Hx_L], (B, n_l, n_{l-1}).
         F: [None, None, F_2, ..., F_L], F_l = W_l D_{l-1}, (B, n_l, n_{l-1}).
         trace_G: tr(G) = tr(A A^T) of every sample, (B,) (for the bound of |H|_F).
@@ -247,9 +248,8 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
         D = state.fwd.dphi[l - 1]
         F[l] = state.W[l] * D[:, None, :]
         Da = D * _weights(state, anc.ahat[l - 1], l)
-        Pi[l] = _pivot(state, rho, P, lam)
-        both = linalg.solve(Pi[l], xp.concat([P @ F[l], delta[l][..., None]], axis=2),
-                            check_finite=False)  # a non-finite sweep fails eq. (49)
+        Pi[l] = linalg.LU(_pivot(state, rho, P, lam))  # a non-finite sweep fails eq. (49)
+        both = Pi[l].solve(xp.concat([P @ F[l], delta[l][..., None]], axis=2))
         Y, u = both[..., :m], both[..., m]
         gain[l] = u[:, :, None] * Da[:, None, :] + rho[:, None, None] * Y
         w = _matvec(xp.matrix_transpose(Y), delta[l])
@@ -259,7 +259,7 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
         P = (lam * (xp.matrix_transpose(F[l]) @ Y) + rank2 + xp.matrix_transpose(rank2)
              + state.eye(m) * (state.h[l - 1] - dd[:, None] / lam * D * D)[:, None, :])
         P = (P + xp.matrix_transpose(P)) / 2
-    Pi[1] = _pivot(state, anc.rho[0], P, lam)
+    Pi[1] = linalg.LU(_pivot(state, anc.rho[0], P, lam))
     return Sweep(lam, Pi, gain, F, _trace_G(state, anc, F))
 
 
@@ -336,20 +336,15 @@ def solve_form(state, anc: Anchors, sw: Sweep, c: Form) -> Form:
     for l in range(1, L + 1):
         ah, rho = anc.ahat[l - 1], anc.rho[l - 1]
         if l == 1:  # x_0 = 0: no gain, no ê
-            alpha[l] = -_solve(sw.Pi[l], h0[l])
+            alpha[l] = -sw.Pi[l].solve(h0[l])
             tau[l] = tau_perp[l] / lam
             x = rho[:, None] * alpha[l]
             continue
         e = _pad(state, state.fwd.dphi[l - 1] * x)
-        alpha[l] = -(_solve(sw.Pi[l], h0[l]) + _matvec(sw.gain[l], x))
+        alpha[l] = -(sw.Pi[l].solve(h0[l]) + _matvec(sw.gain[l], x))
         tau[l] = (tau_perp[l] - (e - ah * xp.vecdot(ah, e)[:, None])) / lam
         x = _matvec(sw.F[l], x) + rho[:, None] * alpha[l]
     return Form(alpha, tau)
-
-
-def _solve(M, v):
-    """Stacked solves M_i^{-1} v_i: (B, n, n) and (B, n) to (B, n)."""
-    return linalg.solve(M, v[..., None], check_finite=False)[..., 0]
 
 
 def _matvec(M, v):

@@ -1,7 +1,7 @@
 """The networks and inputs an implementation is checked on: seeded edge cases plus draws.
 
 Edge cases (each on a network drawn from the allowed activations / losses, skipped when they
-need one that is not allowed): ``width_1`` (hidden layers of one unit), ``output_1`` (n_L = 1),
+need one that is not allowed): ``width_1`` (hidden layers of one unit), ``output_1`` (n_L = 1, mse),
 ``depth_1`` (one Linear layer, no activation), ``r_gt_P`` (the factor's rank B R exceeds P),
 ``dead_relu`` (half the first layer's ReLUs off on every sample, the others on),
 ``saturated`` (tanh / sigmoid first-layer pre-activations |z| >= 30, phi' ~ 0),
@@ -96,7 +96,7 @@ def _repeated(case: Case) -> Case:
 # name: (sizes, batch, activations it needs, losses it needs, modification)
 EDGES = {
     "width_1": ([3, 1, 1, 3], 3, None, None, None),
-    "output_1": ([3, 4, 1], 3, None, None, None),
+    "output_1": ([3, 4, 1], 3, None, ("mse",), None),  # one softmax output: constant loss
     "depth_1": ([4, 3], 3, None, None, None),
     "r_gt_P": ([2, 2, 2], 8, None, None, None),
     "dead_relu": ([3, 4, 3, 2], 3, ("relu",), None, _dead_relu),
@@ -137,6 +137,8 @@ def default_cases(activations=None, losses=None, bias=None, n_random: int = 12,
         L = int(rng.integers(1, 4))
         sizes = [int(n) for n in rng.integers(1, 6, L + 1)]
         act, loss = _pick(rng, activations, None), _pick(rng, losses, None)
+        if loss == "cross_entropy" and sizes[-1] == 1:
+            sizes[-1] = 2  # one softmax output makes a constant loss (MLP refuses it)
         with_bias = bool(rng.integers(2)) if bias is None else bias
         cases.append(_make(f"random/{i}", sizes, act, loss, with_bias, int(rng.integers(1, 5)),
                            1000 * seed + 500 + 10 * i))

@@ -56,7 +56,7 @@ def _spec(rng, edges: set) -> dict:
         act, bias = "relu", True if "dead_relu" in edges else bias
     if "saturated" in edges:
         act = str(rng.choice(["tanh", "sigmoid"]))
-    if "zero_gradient" in edges:
+    if "zero_gradient" in edges or sizes[-1] == 1:  # one softmax output: constant loss
         loss = "mse"
     return {"sizes": sizes, "activation": act, "loss": loss, "bias": bias}
 
