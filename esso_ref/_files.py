@@ -47,7 +47,16 @@ def check_output(path, flag: str) -> Path:
 
 
 def _temp(path: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """A unique temporary file next to ``path``, with the mode a plain ``open`` would give.
+
+    mkstemp creates it readable by its owner only; the renamed output would keep that mode.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if hasattr(os, "fchmod"):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
 
 
 def atomic_write(path, write) -> None:

@@ -62,6 +62,25 @@ def _verify_checks(text: str):
     return names
 
 
+def _check_verify_memory(net, args) -> None:
+    """Refuse, before any work, a verify run whose arrays would not fit in memory.
+
+    B per-sample P-vectors and activations, and the dense complex-step Hessian (P x P complex,
+    with copies) when P is within --max-dense-params.
+    """
+    from ._memory import check_entries
+    from .backend import get_namespace
+
+    P = net.num_params
+    dense = 6 * P * P if P <= args.max_dense_params else 0
+    check_entries(4 * args.batch * (P + sum(net.sizes)) + 4 * P + dense, args.dtype,
+                  f"esso-ref verify on {net!r} with B = {args.batch}"
+                  + (f" and the dense Hessian (P = {P})" if dense else ""),
+                  "use smaller --sizes / --batch" + (" or a lower --max-dense-params" if dense
+                                                      else ""),
+                  get_namespace(args.backend))
+
+
 def _run_verify(args) -> int:
     from .mlp import MLP
     from .problems import random_problem
@@ -72,6 +91,7 @@ def _run_verify(args) -> int:
         return 0
     checks = _verify_checks(args.checks)
     net = MLP(args.sizes, args.activation, args.loss, bias=not args.no_bias)
+    _check_verify_memory(net, args)
     theta, X, y = random_problem(net, args.batch, args.seed, args.dtype, xp=args.backend)
     report = verify(net, theta, X, y, damping=args.damping, checks=checks,
                     max_dense_params=args.max_dense_params, seed=args.seed)

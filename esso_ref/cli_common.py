@@ -148,6 +148,9 @@ def run_command(args) -> int:
         return fail(f"{name}: {err}", EXIT_DIVERGED)
     except (ValueError, TypeError, ImportError, OSError) as err:
         return fail(f"{name}: error: {_message(err)}", EXIT_USAGE)
+    except MemoryError as err:  # an allocation NumPy refused: the request is too large
+        return fail(f"{name}: error: not enough memory: {_message(err)}; use smaller sizes "
+                    "or fewer samples", EXIT_USAGE)
     except KeyboardInterrupt:
         return fail(f"{name}: interrupted", 130)
     except Exception as err:  # an internal failure: one line, traceback with --debug

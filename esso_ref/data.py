@@ -179,8 +179,12 @@ def _idx_dataset(name: str, directory) -> Dataset:
                              f"{images.shape[0]} images and {labels.shape[0]} labels")
         if images.shape[0] == 0:
             raise ValueError(f"expected at least one {prefix} image in {directory}, got 0")
-        if labels.size and int(labels.max()) > 9:
-            raise ValueError(f"expected {prefix} labels in [0, 9], got {int(labels.max())}")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"expected integer {prefix} labels (IDX type 0x08, 0x09, 0x0B or "
+                             f"0x0C), got {labels.dtype.str} values")
+        if labels.size and not 0 <= int(labels.min()) <= int(labels.max()) <= 9:
+            raise ValueError(f"expected {prefix} labels in [0, 9], got values from "
+                             f"{int(labels.min())} to {int(labels.max())}")
         parts[split] = (images.reshape(images.shape[0], -1).astype(np.float64) / 255.0,
                         labels.astype(np.int64))
     if parts["train"][0].shape[1] != parts["test"][0].shape[1]:

@@ -152,6 +152,8 @@ class ESSO:
         adaptive: adapt lam by the Levenberg-Marquardt rule: rho = actual / predicted decrease,
             predicted = -(g.d + d^T f(H) d / 2) = (-g.d + lam |d|^2) / 2; lam *= 3 when
             rho < 1/4, lam /= 3 when rho > 3/4, kept in [min_damping, max_damping].
+        max_damping: upper bound of the adaptive damping (default: the larger of 1e6 and
+            ``damping``).
         min_damping: lower bound of the adaptive damping (default: ``damping`` itself). The
             decrease rho is measured on the step's own batch, which a small batch's Newton step
             fits well even when the training loss grows; letting lam fall below the configured
@@ -169,7 +171,7 @@ class ESSO:
     batch_mode: str = "exact"
     adaptive: bool = False
     min_damping: float | None = None
-    max_damping: float = 1e6
+    max_damping: float | None = None
     route: str = "auto"
 
     def __post_init__(self):
@@ -178,6 +180,9 @@ class ESSO:
         if self.min_damping is None:
             self.min_damping = float(self.damping)
         check_positive("min_damping", self.min_damping)
+        if self.max_damping is None:
+            self.max_damping = max(1e6, float(self.damping))
+        check_positive("max_damping", self.max_damping)
         if not self.min_damping <= self.damping <= self.max_damping:
             raise ValueError(f"expected min_damping <= damping <= max_damping, got "
                              f"{self.min_damping} <= {self.damping} <= {self.max_damping}")

@@ -168,7 +168,8 @@ def preflight(config: TrainConfig, data: Dataset | None = None):
     opt = make_optimizer(config.optimizer, **config.optimizer_kwargs())
     check_step_memory(opt, net, min(config.batch_size, data.X_train.shape[0]))
     if config.sharpness or config.track_spectrum:
-        check_sample_memory(net, "--sharpness / --track-spectrum")
+        check_sample_memory(net, "the flatness measures (train --sharpness / "
+                            "--track-spectrum, compare without --no-sharpness)")
     return data, net, opt
 
 
@@ -191,7 +192,7 @@ def _train(config: TrainConfig, data: Dataset | None) -> dict:
                "train_loss": last.get("train_loss"), "test_loss": last.get("test_loss"),
                "test_accuracy": last.get("test_accuracy"), "seconds": last.get("seconds")}
     if config.sharpness:
-        _optional_sharpness(summary, net, run["theta"], data)
+        _optional_sharpness(summary, net, run["theta"], data, config.quiet)
     return {"summary": summary, "history": history, "theta": run["theta"], "net": net,
             "run_id": run["run_id"]}
 
@@ -245,13 +246,36 @@ def _diverged(run: dict, reason: str):
     raise Diverged(f"{reason}; lower the learning rate or raise the damping{where}")
 
 
-def _optional_sharpness(summary: dict, net, theta, data) -> None:
+def _optional_sharpness(summary: dict, net, theta, data, quiet: bool) -> None:
     """Sharpness after everything else is saved; a failure is reported, not raised."""
     try:
-        summary["sharpness"] = sharpness(net, theta, data.X_train, data.y_train)
+        summary["sharpness"] = sharpness(net, theta, data.X_train, data.y_train,
+                                         progress=_sharpness_progress(data, quiet))
     except (MemoryError, ArithmeticError, RuntimeError) as err:
         warnings.warn(f"sharpness skipped: {err}", stacklevel=3)
         summary["sharpness"] = None
+
+
+def _sharpness_progress(data, quiet: bool):
+    """A progress bar on a terminal; elsewhere one line with the time left when it is long."""
+    if quiet:
+        return None
+    bar, start, told = _progress(data.X_train.shape[0], quiet, "sharpness"), time.perf_counter(), []
+
+    def report(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+            if done == total:
+                bar.close()
+            return
+        left = (time.perf_counter() - start) * (total - done) / done
+        if not told and left > 10:
+            told.append(done)
+            print(f"esso-ref train: sharpness: the exact spectra of {done} of {total} samples "
+                  f"took {time.perf_counter() - start:.0f} s, about {left:.0f} s to go",
+                  file=sys.stderr)
+
+    return report
 
 
 def _report(config: TrainConfig, run_id: str, row: dict) -> None:

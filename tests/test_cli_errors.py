@@ -327,3 +327,48 @@ def test_materialized_A_matches_its_products():
     v = np.random.default_rng(0).standard_normal(net.num_params)
     assert A.shape == (f.rank_bound, net.num_params)
     assert np.max(np.abs(A @ v - f.apply_A(v))) <= 1e-14 * np.max(np.abs(A)) * np.sum(np.abs(v))
+
+
+def test_too_large_requests_exit_2_before_allocating(capsys, monkeypatch):
+    """verify checks its arrays up front; a NumPy MemoryError anywhere is a usage error."""
+    code, _, err = run(["verify", "--sizes", "100000,100000,10"], capsys)
+    assert code == 2 and "needs about" in one_line(err) and "use smaller --sizes" in err
+    code, _, err = run(["verify", "--batch", "100000000"], capsys)
+    assert code == 2 and "with B = 100000000" in one_line(err)
+    code, _, err = run(["verify", "--sizes", "2000,2000,10", "--max-dense-params", "100000000"],
+                       capsys)
+    assert code == 2 and "the dense Hessian (P = 4022010)" in one_line(err)
+    from esso_ref import problems
+
+    def refused(*args, **kw):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array")
+
+    monkeypatch.setattr(problems, "random_problem", refused)
+    code, _, err = run(["verify"], capsys)
+    line = one_line(err)
+    assert code == 2 and line.startswith("esso-ref verify: error: not enough memory: Unable")
+
+
+def test_sharpness_reports_its_progress(capsys):
+    """Every chunk of samples is reported; without a terminal one line gives the time left."""
+    import time
+
+    import esso_ref as er
+    from esso_ref import flatness, train
+    from esso_ref.problems import random_problem
+
+    net = er.MLP([3, 4, 2])
+    theta, X, y = random_problem(net, 150, 0)
+    calls = []
+    flatness.sharpness(net, theta, X, y, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(64, 150), (128, 150), (150, 150)]
+    data = type("D", (), {"X_train": X})()
+    report = train._sharpness_progress(data, quiet=False)
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.05:
+        pass
+    report(1, 1000)  # 0.05 s for one sample: about 50 s to go
+    report(2, 1000)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "sharpness" in ln]
+    assert len(lines) == 1 and "the exact spectra of 1 of 1000 samples" in lines[0]
+    assert train._sharpness_progress(data, quiet=True) is None

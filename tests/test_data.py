@@ -78,3 +78,17 @@ def test_idx_errors(tmp_path):
         load_dataset("mnist")
     with pytest.raises(ValueError, match=r"expected dataset in \["):
         load_dataset("cifar")
+
+
+def test_idx_labels_must_be_integers_in_range(tmp_path):
+    """Float labels were truncated to classes, negative ones (int8 files) accepted."""
+    d = _mnist_dir(tmp_path)
+    labels = tmp_path / "train-labels-idx1-ubyte"
+    values = np.array([0.5, 1.5, 2.0, 3.0, 4.0, 5.0], dtype=">f4")
+    labels.write_bytes(struct.pack(">BBBBI", 0, 0, 0x0D, 1, 6) + values.tobytes())
+    with pytest.raises(ValueError, match=r"expected integer train labels .* got >f4 values"):
+        mnist(d)
+    negative = np.array([0, 1, -1, 3, 4, 5], dtype=np.int8)
+    labels.write_bytes(struct.pack(">BBBBI", 0, 0, 0x09, 1, 6) + negative.tobytes())
+    with pytest.raises(ValueError, match=r"expected train labels in \[0, 9\], got values from -1 to 5"):
+        mnist(d)

@@ -101,3 +101,13 @@ def test_bad_optimizer_arguments():
         ESSO(batch_mode="mean")
     with pytest.raises(ValueError, match=r"expected optimizer in \['adam', 'esso', 'sgd'\]"):
         make_optimizer("lbfgs")
+
+
+def test_esso_damping_cap_follows_a_large_damping():
+    """damping 2e6 was refused by the adaptive cap (1e6) even without adaptive damping."""
+    assert ESSO(damping=2e6).max_damping == 2e6
+    assert ESSO(damping=10.0).max_damping == 1e6
+    with pytest.raises(ValueError, match="expected min_damping <= damping <= max_damping"):
+        ESSO(damping=1.0, max_damping=0.5)
+    with pytest.raises(ValueError, match="max_damping"):
+        ESSO(damping=1.0, max_damping=-1.0)

@@ -228,3 +228,18 @@ def test_golden_manifest_is_hashed_and_validated(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         golden.load(root)
+
+
+def test_outputs_get_the_mode_of_a_plain_open(tmp_path):
+    """Renamed temporary files kept mkstemp's owner-only mode (0600) whatever the umask."""
+    from esso_ref._files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "out.bin", lambda fh: fh.write(b"x"))
+        os.umask(0o077)
+        atomic_write(tmp_path / "private.bin", lambda fh: fh.write(b"y"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.bin").stat().st_mode & 0o777 == 0o600
