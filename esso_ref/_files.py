@@ -13,8 +13,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-__all__ = ["OutputBusyError", "OutputLock", "atomic_write", "check_output", "read_jsonl",
-           "write_jsonl"]
+__all__ = ["OutputBusyError", "OutputLock", "atomic_write", "check_output", "make_folder",
+           "probe_folder", "read_jsonl", "write_jsonl"]
 
 
 class OutputBusyError(ValueError):
@@ -36,14 +36,37 @@ def check_output(path, flag: str) -> Path:
         what = "is not a folder" if parent.exists() else "does not exist"
         raise ValueError(f"cannot write {flag} {path}: the folder {parent} {what}; create it "
                          "or choose another path")
+    probe_folder(parent, flag, path)
+    return path
+
+
+def probe_folder(folder: Path, flag: str, path) -> None:
+    """Create and remove a file in ``folder``: refuse before any work a folder that takes none.
+
+    The one test of writability that also holds for root, read-only mounts and pseudo file
+    systems (``os.access`` says yes to root everywhere).
+
+    Raises:
+        ValueError: naming ``flag`` and ``path`` when the folder takes no file.
+    """
     try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".probe")
     except OSError as err:
-        raise ValueError(f"cannot write {flag} {path}: the folder {parent} is not writable "
+        raise ValueError(f"cannot write {flag} {path}: the folder {folder} is not writable "
                          f"({err.strerror})") from None
     os.close(fd)
     os.unlink(probe)
-    return path
+
+
+def make_folder(folder, flag: str) -> Path:
+    """``mkdir -p folder``, with a one-line error naming ``flag`` when it cannot be created."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the folder {folder} for {flag}: {err.strerror}; "
+                         "choose another path") from None
+    return folder
 
 
 def _temp(path: Path) -> tuple[int, str]:

@@ -60,7 +60,7 @@ def _add_analyze(sub) -> None:
 def _run_analyze(args) -> int:
     from .analysis import AnalysisConfig, analyze, check_output
 
-    check_output(args.out)
+    check_output(args.out, "--out")
     config = AnalysisConfig(
         dataset=args.dataset, data_dir=args.data_dir, split=args.split, limit=args.limit,
         sizes=args.sizes, activation=args.activation, bias=not args.no_bias, seed=args.seed,
@@ -119,7 +119,7 @@ def _run_summary(args) -> int:
     from .analysis import check_output, summarize
 
     if args.plot:
-        check_output(args.plot)
+        check_output(args.plot, "--plot")
     summary = summarize(args.store)
     if args.plot:
         from .analysis.figure import plot_summary

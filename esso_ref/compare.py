@@ -10,7 +10,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from ._files import OutputLock, atomic_write, check_output
+from ._files import OutputLock, atomic_write, check_output, make_folder
 from .train import Diverged, TrainConfig, preflight, train
 
 __all__ = ["compare", "summarise"]
@@ -62,7 +62,7 @@ def _outputs(out) -> dict:
     text = str(out)
     if not text.strip() or Path(text).name in ("", ".", "..") or text.endswith(("/", "\\")):
         raise ValueError(f"expected --out to be a file prefix such as results/cmp, got {text!r}")
-    Path(text).parent.mkdir(parents=True, exist_ok=True)
+    make_folder(Path(text).parent, "--out")
     return {f"--out ({ext})": check_output(f"{text}.{ext}", "--out") for ext in
             ("json", "csv", "png")}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, make_folder, probe_folder
 from ._manifest import SCHEMA_VERSION, manifest_digest, read_manifest
 from .curvature import (
     NotDescentWarning,
@@ -183,7 +183,7 @@ def export(directory, seed: int = 0, max_dense: int = MAX_DENSE) -> Path:
     root = Path(directory)
     if root.exists() and not root.is_dir():
         raise ValueError(f"expected a folder for the golden cases, got the existing file {root}")
-    root.mkdir(parents=True, exist_ok=True)
+    probe_folder(make_folder(root, "the golden cases"), "the golden cases", root / "manifest")
     entries = []
     for i, spec in enumerate(default_cases()):
         net, theta, X, y, v = _inputs(spec, seed + 10 * i)
@@ -290,11 +290,14 @@ def compare(case: GoldenCase, candidate: dict) -> Report:
                         if key != "eigenvalues" else case.reference["eigenvalues_num_zeros"])
             r = case.rank_bound if key == "eigenvalues" else case.X.shape[0] * max(case.net.sizes)
             err = _spectrum_error(case, got, ref, zeros)
+            note = "max|mu - mu_ref| / |H|_2" if err != float("inf") else (
+                f"{got.size} values, expected {ref.size} (non-zero) or {ref.size + zeros} (all)")
             report.checks.append(Check.compare(key, "candidate", "golden", err, 50.0 * r, EPS,
-                                               "max|mu - mu_ref| / |H|_2"))
+                                               note))
             continue
         tol = TOLERANCES["newton" if key.startswith("newton") else key]
-        err = _rel(got, ref) if got.shape == ref.shape else float("inf")
-        report.checks.append(Check.compare(key, "candidate", "golden", err, tol, EPS,
-                                           "max-norm relative"))
+        same = got.shape == ref.shape
+        report.checks.append(Check.compare(
+            key, "candidate", "golden", _rel(got, ref) if same else float("inf"), tol, EPS,
+            "max-norm relative" if same else f"shape {got.shape}, expected {ref.shape}"))
     return report

@@ -61,6 +61,12 @@ class Problem(NamedTuple):
     y: Any
 
 
+def _check_count(name: str, value) -> None:
+    """A strategy's size bound must be an integer >= 1 (hypothesis' own error names none)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected {name} to be an integer >= 1, got {value!r}")
+
+
 @st.composite
 def mlp_specs(draw, max_layers: int = 4, max_width: int = 8, activations=None, losses=None,
               bias=None) -> MLP:
@@ -74,6 +80,8 @@ def mlp_specs(draw, max_layers: int = 4, max_width: int = 8, activations=None, l
         losses: names to draw from (all by default).
         bias: True / False to fix it, None to draw it.
     """
+    _check_count("max_layers", max_layers)
+    _check_count("max_width", max_width)
     L = draw(st.integers(1, max_layers))
     sizes = draw(st.lists(st.integers(1, max_width), min_size=L + 1, max_size=L + 1))
     activation = draw(st.sampled_from(sorted(activations or ACTIVATIONS)))
@@ -89,6 +97,7 @@ def networks(draw, max_batch: int = 5, dtype: str = "float64", xp=None, device=N
              **spec_kw) -> Problem:
     """(net, theta, X, y): a network drawn by `mlp_specs` and a batch of 1..max_batch."""
     net = draw(mlp_specs(**spec_kw))
+    _check_count("max_batch", max_batch)
     batch = draw(st.integers(1, max_batch))
     seed = draw(st.integers(0, 2**31 - 1))
     return Problem(net, *random_problem(net, batch, seed, dtype, xp=xp, device=device))

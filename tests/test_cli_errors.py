@@ -372,3 +372,17 @@ def test_sharpness_reports_its_progress(capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "sharpness" in ln]
     assert len(lines) == 1 and "the exact spectra of 1 of 1000 samples" in lines[0]
     assert train._sharpness_progress(data, quiet=True) is None
+
+
+def test_outputs_in_folders_that_take_no_file_are_refused_in_one_line(capsys):
+    """mkdir and os.access let raw errno text through (and os.access says yes to root)."""
+    cases = [
+        (["compare", "--optimizers", "sgd", "--out", "/proc/cmp/x"],
+         "cannot create the folder /proc/cmp for --out"),
+        (["export-cases", "/proc/cases"], "cannot create the folder /proc/cases for the golden"),
+        (["summary", "/proc/none.zarr", "--plot", "/proc/x.png"],
+         "cannot write --plot /proc/x.png: the folder /proc is not writable"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(argv, capsys)
+        assert code == 2 and message in one_line(err), (argv, err)

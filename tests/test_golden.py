@@ -120,3 +120,15 @@ def test_corrupted_and_missing_files(tmp_path, cases_dir):
     (tmp_path / "c" / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="expected valid JSON"):
         er.golden.load(tmp_path / "c")
+
+
+def test_wrong_shapes_are_named(cases_dir):
+    """A candidate of the wrong shape failed with error inf and no word of the shapes."""
+    case = er.golden.load(cases_dir / "a")[0]
+    P = case.net.num_params
+    report = er.golden.compare(case, {"gradient": np.zeros(3), "eigenvalues": np.zeros(1)})
+    notes = {c.name: c.note for c in report.failed()}
+    assert notes["gradient"] == f"shape (3,), expected ({P},)"
+    n = case.reference["eigenvalues"].size
+    zeros = int(case.reference["eigenvalues_num_zeros"])
+    assert notes["eigenvalues"] == f"1 values, expected {n} (non-zero) or {n + zeros} (all)"

@@ -68,3 +68,17 @@ def test_helpers_reject_a_wrong_implementation():
         assert_hessian_matches(lambda n, t, X, y: er.hessian(n, t, X, y).T * 0.0, problem)
     with pytest.raises(AssertionError, match=r"Newton direction \(spectral='abs'"):
         assert_newton_matches(lambda n, t, X, y, lam: -n.gradient(t, X, y) / lam, problem)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"max_batch": 0}, "max_batch"),
+                                          ({"max_layers": 0}, "max_layers"),
+                                          ({"max_width": 1.5}, "max_width")])
+def test_strategy_bounds_are_checked_with_their_names(kwargs, name):
+    """max_batch=0 gave hypothesis' 'Cannot have max_value=0 < min_value=1', naming nothing."""
+    @settings(max_examples=1, database=None)
+    @given(networks(**kwargs))
+    def draw(problem):
+        pass
+
+    with pytest.raises(ValueError, match=f"expected {name} to be an integer >= 1"):
+        draw()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._files import probe_folder
 from .chunks import batch_task, sample_task, scan
 from .commit import Target
 from .execute import SCHEDULERS, connect, run_tasks
@@ -18,12 +19,13 @@ from .store import create, open_existing
 __all__ = ["analyze", "check_output"]
 
 
-def check_output(path) -> Path:
-    """Check that ``path`` can hold a store (before any work).
+def check_output(path, flag: str = "the output") -> Path:
+    """Check that ``path`` can hold a store or a figure (before any work).
 
     Raises:
         PermissionError: the path or its parent folder is not writable.
         FileNotFoundError: the parent folder does not exist.
+        ValueError: the folder takes no file (a probe file cannot be created).
     """
     path = Path(path)
     target = path if path.exists() else path.parent.resolve()
@@ -33,6 +35,8 @@ def check_output(path) -> Path:
     if not os.access(target, os.W_OK | (os.X_OK if target.is_dir() else 0)):
         raise PermissionError(f"expected a writable output path, got {path} "
                               f"({target} is not writable)")
+    if target.is_dir():
+        probe_folder(target, flag, path)  # os.access says yes to root everywhere
     return path
 
 
