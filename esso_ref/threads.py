@@ -23,6 +23,7 @@ __all__ = [
     "blas_threads",
     "limit_blas_for",
     "sample_system_size",
+    "single_blas_thread",
     "threads_for",
 ]
 
@@ -61,6 +62,11 @@ def blas_threads(n: int | None) -> Iterator[None]:
     finally:
         for lib, old in zip(libs, before, strict=True):
             lib.set_num_threads(old)
+
+
+def single_blas_thread() -> bool:
+    """True when every loaded BLAS runs one thread (as `blas_threads(1)` sets it)."""
+    return all(lib.num_threads == 1 for lib in _blas_libraries())
 
 
 def threads_for(size: int) -> int | None:

@@ -315,3 +315,10 @@ def test_bench_runs_and_reports_its_ratios(tmp_path):
                                      "store_bytes_per_sample"))):
         for key in keys:
             assert math.isfinite(out[part][key]) and out[part][key] > 0, (part, key)
+
+
+def test_a_network_that_does_not_fit_the_data_is_named():
+    """--sizes 64,3 on digits blamed the labels ('expected labels in [0, 2]') instead."""
+    with pytest.raises(ValueError, match=r"expected a network from 64 to 10 with loss "
+                                         r"cross_entropy for digits, got MLP\(\[64, 3\]"):
+        resolve(_config(sizes=[64, 3]))

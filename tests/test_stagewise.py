@@ -26,6 +26,7 @@ from esso_ref._memory import InsufficientMemoryError
 from esso_ref.curvature import factor, stagewise
 from esso_ref.curvature.exact import Coordinates
 from esso_ref.curvature.state import prepare
+from esso_ref.problems import random_problem
 from tests.test_property_routes import _config
 
 EPS = np.finfo(np.float64).eps
@@ -383,3 +384,41 @@ def test_middle_zone_applies_the_exact_rule():
     assert check and stagewise._exact_rule(state, cert, 1e-6, check)
     with pytest.raises(er.SingularCurvatureError):
         er.per_sample_directions(net, theta, X, y, 1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 100, 256, 257])
+def test_lu_factors_once_and_solves_like_numpy(n):
+    """linalg.LU: getrf/getrs where it factorises (one BLAS thread, 32 <= n <= 256), else solve."""
+    from esso_ref.curvature import linalg
+    from esso_ref.threads import blas_threads
+
+    rng = np.random.default_rng(n)
+    M = rng.standard_normal((3, n, n)) + np.eye(n)  # not symmetric: the transpose matters
+    b, B = rng.standard_normal((3, n)), rng.standard_normal((3, n, 4))
+    for threads in (1, 2):
+        with blas_threads(threads):
+            lu = linalg.LU(M)
+            x, X = lu.solve(b), lu.solve(B)
+        assert (lu._factors is not None) == (threads == 1 and 32 <= n <= 256)
+        for k in range(3):
+            ref = np.linalg.solve(M[k], np.column_stack([b[k], B[k]]))
+            cond = np.linalg.cond(M[k])
+            assert np.abs(x[k] - ref[:, 0]).max() <= 64 * n * cond * EPS * np.abs(ref).max()
+            assert np.abs(X[k] - ref[:, 1:]).max() <= 64 * n * cond * EPS * np.abs(ref).max()
+    M[1, :, 0] = 0.0  # exactly singular
+    with blas_threads(1), pytest.raises(er.curvature.LinAlgError):
+        linalg.LU(M).solve(b)
+
+
+def test_sweep_agrees_on_one_and_two_blas_threads():
+    """The factorised pivots (one thread) and the fresh solves (two) give the same direction."""
+    from esso_ref.threads import blas_threads
+
+    net = er.MLP([6, 40, 36, 3], "tanh")
+    theta, X, y = random_problem(net, 4, 0)
+    state = prepare(net, theta, X, y)
+    with blas_threads(1):
+        one = stagewise.materialise(state, stagewise.anchors(state), stagewise.certify(state, 1e-2).d)
+    with blas_threads(2):
+        two = stagewise.materialise(state, stagewise.anchors(state), stagewise.certify(state, 1e-2).d)
+    assert np.abs(one - two).max() <= 1e3 * EPS * np.abs(one).max()

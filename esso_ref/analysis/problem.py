@@ -136,9 +136,11 @@ def resolve(config: AnalysisConfig, data=None) -> Problem:
                                                                           data.y_test)
     X, y = X[:config.limit], y[:config.limit]
     net, theta, ckpt = _network(config, data)
-    if net.sizes[0] != X.shape[1] or net.loss_name != data.loss:
-        raise ValueError(f"expected a network with n_0 = {X.shape[1]} and loss {data.loss} for "
-                         f"{data.name}, got {net!r}")
+    if (net.sizes[0], net.sizes[-1], net.loss_name) != (X.shape[1], data.num_outputs, data.loss):
+        hint = ("; a checkpoint keeps the data set it was trained on: pass it as --dataset"
+                if ckpt else "")
+        raise ValueError(f"expected a network from {X.shape[1]} to {data.num_outputs} with loss "
+                         f"{data.loss} for {data.name}, got {net!r}{hint}")
     X, theta = X.astype(config.dtype, copy=False), theta.astype(config.dtype)
     if data.loss == "mse":
         y = y.astype(config.dtype)

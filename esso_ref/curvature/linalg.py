@@ -11,14 +11,15 @@ from __future__ import annotations
 import array_api_compat
 
 from ..backend import xp_of
+from ..threads import single_blas_thread
 
 __all__ = [
-    "LU", "LU_MIN", "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr", "solve",
-    "solve_shifted", "work_buffer",
+    "LU", "LU_MAX", "LU_MIN", "LinAlgError", "eigh", "eigvalsh", "equilibrate", "finite", "qr",
+    "solve", "solve_shifted", "work_buffer",
 ]
 
-LU_MIN = 32
-"""`LU` factorises NumPy matrices from this size on; smaller ones are solved afresh each time."""
+LU_MIN, LU_MAX = 32, 256
+"""`LU` factorises NumPy matrices of sizes LU_MIN to LU_MAX; the others are solved afresh."""
 
 
 class LinAlgError(ArithmeticError):
@@ -69,11 +70,14 @@ def solve(M, b, check_finite: bool = True):
 class LU:
     """Stacked square matrices M (G, n, n), ready for repeated solves M_k x_k = b_k.
 
-    On NumPy arrays with n >= `LU_MIN`: one LU factorisation with partial pivoting per matrix
-    (LAPACK ?getrf through SciPy, on the C-ordered copy, which is M_k^T in Fortran order), then
-    ?getrs with the transpose for every solve: O(n^2) a solve instead of O(n^3). Otherwise
-    (CuPy, other namespaces, small n, where one batched call beats a loop over LAPACK calls)
-    every solve is `solve`. Non-finite entries give non-finite solutions; the caller checks.
+    On NumPy arrays with `LU_MIN` <= n <= `LU_MAX` and one BLAS thread: one LU factorisation
+    with partial pivoting per matrix (LAPACK ?getrf through SciPy, on the C-ordered copy, which
+    is M_k^T in Fortran order), then ?getrs with the transpose for every solve: O(n^2) a solve
+    instead of O(n^3). Otherwise every solve is `solve`: on CuPy and other namespaces; for
+    small n, where one batched call beats a loop over LAPACK calls; for large n or several BLAS
+    threads, where NumPy's threaded LAPACK runs alone (SciPy's would start a second BLAS thread
+    pool beside NumPy's, and the two contend for the cores: up to 2.5x slower, measured).
+    Non-finite entries give non-finite solutions; the caller checks.
 
     Raises:
         LinAlgError: some M_k has an exactly zero pivot (singular).
@@ -82,7 +86,8 @@ class LU:
     def __init__(self, M):
         self._M, self._factors = M, None
         xp = xp_of(M)
-        if not array_api_compat.is_numpy_namespace(xp) or M.shape[-1] < LU_MIN:
+        if (not array_api_compat.is_numpy_namespace(xp) or not LU_MIN <= M.shape[-1] <= LU_MAX
+                or not single_blas_thread()):
             return
         getrf, work = _lapack("getrf", M), xp.array(M, copy=True)
         factors = []
