@@ -70,16 +70,33 @@ def make_folder(folder, flag: str) -> Path:
 
 
 def _temp(path: Path) -> tuple[int, str]:
-    """A unique temporary file next to ``path``, with the mode a plain ``open`` would give.
+    """A unique temporary file next to ``path``, with the mode a new file would get.
 
-    mkstemp creates it readable by its owner only; the renamed output would keep that mode.
+    That is 0666 less the umask: mkstemp makes the file readable by its owner only, and the
+    renamed output (a new file, or one replacing an existing file) would keep that mode.
+    Setting it is best effort.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     if hasattr(os, "fchmod"):
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        except OSError:  # some network and FUSE mounts refuse it: keep mkstemp's mode
+            pass
     return fd, tmp
+
+
+def _umask() -> int:
+    """The process's umask, read from /proc where it can be (no set-and-restore race)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, write) -> None:

@@ -25,7 +25,8 @@ def sharpness(net: MLP, theta, X, y, k: int = 3, progress=None) -> dict:
         X: training inputs, (N, n_0).
         y: training labels or targets.
         k: how many of the largest eigenvalues of the training-set Hessian.
-        progress: optional ``progress(done, total)``, called after every chunk of samples.
+        progress: optional ``progress(done, total)``, called with done = 0 once the Lanczos
+            part is done, then after every chunk of samples.
     """
     from scipy.sparse.linalg import eigsh
 
@@ -36,6 +37,8 @@ def sharpness(net: MLP, theta, X, y, k: int = 3, progress=None) -> dict:
     top = sorted((float(t) for t in eigsh(op, k=min(k, net.num_params - 1), which="LA",
                                           tol=1e-8, return_eigenvectors=False)), reverse=True)
     chunk, parts = _sample_chunk(net, xp), []
+    if progress is not None:
+        progress(0, X.shape[0])  # the Lanczos part is done
     for i in range(0, X.shape[0], chunk):
         parts.append(xp.max(per_sample_eigenvalues(net, theta, X[i:i + chunk], y[i:i + chunk]),
                             axis=1))

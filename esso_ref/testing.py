@@ -82,10 +82,16 @@ def mlp_specs(draw, max_layers: int = 4, max_width: int = 8, activations=None, l
     """
     _check_count("max_layers", max_layers)
     _check_count("max_width", max_width)
+    names = sorted(losses or LOSSES)
+    if max_width == 1:  # one output: cross-entropy's loss would be constant (MLP refuses it)
+        names = [n for n in names if n != "cross_entropy"]
+        if not names:
+            raise ValueError("expected max_width >= 2 for loss 'cross_entropy' (it needs 2 "
+                             "outputs), got max_width = 1")
     L = draw(st.integers(1, max_layers))
     sizes = draw(st.lists(st.integers(1, max_width), min_size=L + 1, max_size=L + 1))
     activation = draw(st.sampled_from(sorted(activations or ACTIVATIONS)))
-    loss = draw(st.sampled_from(sorted(losses or LOSSES)))
+    loss = draw(st.sampled_from(names))
     if loss == "cross_entropy" and sizes[-1] == 1:
         sizes[-1] = 2  # one class makes a constant loss; keep the draw informative
     with_bias = draw(st.booleans()) if bias is None else bias

@@ -132,3 +132,7 @@ def test_wrong_shapes_are_named(cases_dir):
     n = case.reference["eigenvalues"].size
     zeros = int(case.reference["eigenvalues_num_zeros"])
     assert notes["eigenvalues"] == f"1 values, expected {n} (non-zero) or {n + zeros} (all)"
+    bad = case.reference["eigenvalues"].copy()
+    bad[0] = np.inf  # the right count with a wrong value: the usual note
+    assert er.golden.compare(case, {"eigenvalues": bad}).failed()[0].note == (
+        "max|mu - mu_ref| / |H|_2")

@@ -405,6 +405,12 @@ def test_lu_factors_once_and_solves_like_numpy(n):
             cond = np.linalg.cond(M[k])
             assert np.abs(x[k] - ref[:, 0]).max() <= 64 * n * cond * EPS * np.abs(ref).max()
             assert np.abs(X[k] - ref[:, 1:]).max() <= 64 * n * cond * EPS * np.abs(ref).max()
+    with pytest.raises(ValueError, match=rf"expected right-hand sides of shape \(3, {n}\)"):
+        lu.solve(b.astype(np.float32))
+    with pytest.raises(ValueError, match="expected right-hand sides"):
+        lu.solve(b[:1])
+    with pytest.raises(ValueError, match=r"expected stacked square matrices \(G, n, n\)"):
+        linalg.LU(M[0])
     M[1, :, 0] = 0.0  # exactly singular
     with blas_threads(1), pytest.raises(er.curvature.LinAlgError):
         linalg.LU(M).solve(b)
@@ -417,8 +423,11 @@ def test_sweep_agrees_on_one_and_two_blas_threads():
     net = er.MLP([6, 40, 36, 3], "tanh")
     theta, X, y = random_problem(net, 4, 0)
     state = prepare(net, theta, X, y)
-    with blas_threads(1):
-        one = stagewise.materialise(state, stagewise.anchors(state), stagewise.certify(state, 1e-2).d)
-    with blas_threads(2):
-        two = stagewise.materialise(state, stagewise.anchors(state), stagewise.certify(state, 1e-2).d)
-    assert np.abs(one - two).max() <= 1e3 * EPS * np.abs(one).max()
+    out = {}
+    for threads in (1, 2):
+        with blas_threads(threads):
+            anc = stagewise.anchors(state)
+            factored = stagewise.factorise(state, anc, 1e-2).Pi[2]._factors is not None
+            out[threads] = stagewise.materialise(state, anc, stagewise.certify(state, 1e-2).d)
+        assert factored == (threads == 1)
+    assert np.abs(out[1] - out[2]).max() <= 1e3 * EPS * np.abs(out[1]).max()

@@ -70,6 +70,25 @@ def test_helpers_reject_a_wrong_implementation():
         assert_newton_matches(lambda n, t, X, y, lam: -n.gradient(t, X, y) / lam, problem)
 
 
+def test_one_output_networks_use_mse():
+    """max_width = 1 drew a widest layer of 2 for cross-entropy (its single output was widened)."""
+
+    @settings(max_examples=30, database=None)
+    @given(mlp_specs(max_width=1))
+    def draw(net):
+        assert max(net.sizes) == 1 and net.loss_name == "mse"
+
+    draw()
+
+    @settings(max_examples=1, database=None)
+    @given(mlp_specs(max_width=1, losses=["cross_entropy"]))
+    def refused(net):
+        pass
+
+    with pytest.raises(ValueError, match="expected max_width >= 2 for loss 'cross_entropy'"):
+        refused()
+
+
 @pytest.mark.parametrize("kwargs, name", [({"max_batch": 0}, "max_batch"),
                                           ({"max_layers": 0}, "max_layers"),
                                           ({"max_width": 1.5}, "max_width")])

@@ -32,11 +32,11 @@ def check_output(path, flag: str = "the output") -> Path:
     if not target.exists():
         raise FileNotFoundError(f"expected an existing folder for the store {path}, got "
                                 f"none at {target}; create it first")
-    if not os.access(target, os.W_OK | (os.X_OK if target.is_dir() else 0)):
-        raise PermissionError(f"expected a writable output path, got {path} "
-                              f"({target} is not writable)")
     if target.is_dir():
         probe_folder(target, flag, path)  # os.access says yes to root everywhere
+    elif not os.access(target, os.W_OK):
+        raise PermissionError(f"expected a writable output path, got {path} "
+                              f"({target} is not writable)")
     return path
 
 

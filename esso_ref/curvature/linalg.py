@@ -84,7 +84,9 @@ class LU:
     """
 
     def __init__(self, M):
-        self._M, self._factors = M, None
+        if len(M.shape) != 3 or M.shape[1] != M.shape[2]:
+            raise ValueError(f"expected stacked square matrices (G, n, n), got {tuple(M.shape)}")
+        self._M, self._factors, self._shape, self._dtype = M, None, tuple(M.shape), M.dtype
         xp = xp_of(M)
         if (not array_api_compat.is_numpy_namespace(xp) or not LU_MIN <= M.shape[-1] <= LU_MAX
                 or not single_blas_thread()):
@@ -100,7 +102,11 @@ class LU:
         self._M, self._factors = None, factors
 
     def solve(self, b):
-        """The solutions x_k of M_k x_k = b_k, for b of shape (G, n) or (G, n, k)."""
+        """The solutions x_k of M_k x_k = b_k, for b of shape (G, n) or (G, n, k), M's dtype."""
+        G, n, _ = self._shape
+        if tuple(b.shape[:2]) != (G, n) or len(b.shape) > 3 or b.dtype != self._dtype:
+            raise ValueError(f"expected right-hand sides of shape ({G}, {n}) or ({G}, {n}, k) "
+                             f"and dtype {self._dtype}, got {tuple(b.shape)} {b.dtype}")
         if self._factors is None:
             vector = b.ndim == self._M.ndim - 1
             x = solve(self._M, b[..., None] if vector else b, check_finite=False)

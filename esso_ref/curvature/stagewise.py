@@ -554,8 +554,8 @@ def directions(state, lam: float):
 def sweep_entries(sizes) -> int:
     """Array entries one sample needs at once, eqs. (46)-(48).
 
-    Its direction (P entries), what the forward sweep keeps (F_l, the gains and the inverse
-    pivots), the backward sweep's working P_l, Q_l and products, and the largest layer block
+    Its direction (P entries), what the forward sweep keeps (F_l, the gains and the pivots'
+    LU factors), the backward sweep's working P_l, Q_l and products, and the largest layer block
     written out at the end.
     """
     kept = sizes[1] ** 2 + sum(2 * n * m + n * n
