@@ -71,14 +71,13 @@ def _check_verify_memory(net, args) -> None:
     from ._memory import check_entries
     from .backend import get_namespace
 
-    P = net.num_params
+    P, xp = net.num_params, get_namespace(args.backend)
     dense = 6 * P * P if P <= args.max_dense_params else 0
-    check_entries(4 * args.batch * (P + sum(net.sizes)) + 4 * P + dense, args.dtype,
+    check_entries(4 * args.batch * (P + sum(net.sizes)) + 4 * P + dense, getattr(xp, args.dtype),
                   f"esso-ref verify on {net!r} with B = {args.batch}"
                   + (f" and the dense Hessian (P = {P})" if dense else ""),
                   "use smaller --sizes / --batch" + (" or a lower --max-dense-params" if dense
-                                                      else ""),
-                  get_namespace(args.backend))
+                                                      else ""), xp)
 
 
 def _run_verify(args) -> int:

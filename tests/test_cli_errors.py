@@ -335,6 +335,9 @@ def test_too_large_requests_exit_2_before_allocating(capsys, monkeypatch):
     assert code == 2 and "needs about" in one_line(err) and "use smaller --sizes" in err
     code, _, err = run(["verify", "--batch", "100000000"], capsys)
     assert code == 2 and "with B = 100000000" in one_line(err)
+    code, _, err = run(["verify", "--backend", "array_api_strict", "--dtype", "float32",
+                        "--sizes", "100000,100000,10"], capsys)
+    assert code == 2 and "needs about 447" in one_line(err)  # float32: half of float64
     code, _, err = run(["verify", "--sizes", "2000,2000,10", "--max-dense-params", "100000000"],
                        capsys)
     assert code == 2 and "the dense Hessian (P = 4022010)" in one_line(err)
