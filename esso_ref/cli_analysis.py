@@ -116,10 +116,11 @@ def _table(summary: dict) -> str:
 
 
 def _run_summary(args) -> int:
-    from .analysis import check_output, summarize
+    from ._files import check_output
+    from .analysis import summarize
 
     if args.plot:
-        check_output(args.plot, "--plot")
+        check_output(args.plot, "--plot")  # a figure: the check of every --plot
     summary = summarize(args.store)
     if args.plot:
         from .analysis.figure import plot_summary

@@ -260,21 +260,22 @@ def _sharpness_progress(data, quiet: bool):
     """A progress bar on a terminal; elsewhere one line with the time left when it is long."""
     if quiet:
         return None
-    bar, start, told = _progress(data.X_train.shape[0], quiet, "sharpness"), [0.0], []
+    bar, start, told = _progress(data.X_train.shape[0], quiet, "sharpness"), 0.0, False
 
     def report(done: int, total: int) -> None:
+        nonlocal start, told
         if done == 0:  # the samples start now
-            start[0] = time.perf_counter()
+            start = time.perf_counter()
             return
         if bar is not None:
             bar.update(done - bar.n)
             if done == total:
                 bar.close()
             return
-        spent = time.perf_counter() - start[0]
+        spent = time.perf_counter() - start
         left = spent * (total - done) / done
         if not told and left > 10:
-            told.append(done)
+            told = True
             print(f"esso-ref train: sharpness: the exact spectra of {done} of {total} samples "
                   f"took {spent:.0f} s, about {left:.0f} s to go", file=sys.stderr)
 

@@ -20,7 +20,7 @@ __all__ = ["analyze", "check_output"]
 
 
 def check_output(path, flag: str = "the output") -> Path:
-    """Check that ``path`` can hold a store or a figure (before any work).
+    """Check that ``path`` can hold a store (before any work).
 
     Raises:
         PermissionError: the path or its parent folder is not writable.
