@@ -7,8 +7,14 @@ problems whose system size q (about B r) is below `SMALL_PROBLEM` run on one BLA
 larger ones keep the process's setting. The previous setting is restored on exit. CuPy arrays are
 unaffected (no host BLAS work).
 
+A stacked per-sample call (B independent systems of a small size r) spreads its samples over
+the threads BLAS would have used instead (`sample_workers`): each thread runs one BLAS thread on
+its share of the samples, so the cores work on independent systems and never contend inside
+one. A user's limit (``threadpool_limits(1)``, ``OPENBLAS_NUM_THREADS=1``) gives one worker.
+
 A single-threaded call is bit-identical whatever the machine's thread count; a multi-threaded
-one can differ in the last digits between thread counts (OpenBLAS splits some reductions).
+one can differ in the last digits between thread counts (OpenBLAS splits some reductions), and a
+stacked call spread over workers can differ in the last digits from the same call on one.
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 __all__ = [
+    "PARALLEL_WORK",
     "SMALL_PROBLEM",
     "batch_system_size",
     "blas_threads",
+    "current_threads",
     "limit_blas_for",
     "sample_system_size",
+    "sample_workers",
     "single_blas_thread",
     "threads_for",
 ]
@@ -30,7 +40,14 @@ __all__ = [
 SMALL_PROBLEM = 768
 """System sizes q below this run on one BLAS thread (measured crossover, docs/performance.md)."""
 
+PARALLEL_WORK = 1e8
+"""Stacked calls of B systems of size r with B r^3 at least this (some 10 ms of work) spread
+their samples over workers (`sample_workers`); below it a thread costs more than it saves."""
+
 _LIBS: list | None = None
+
+_OUTER: ContextVar[int | None] = ContextVar("esso_ref_outer_blas_threads", default=None)
+"""The BLAS thread count when the outermost public call (`limit_blas_for`) began."""
 
 
 def _blas_libraries() -> list:
@@ -64,9 +81,29 @@ def blas_threads(n: int | None) -> Iterator[None]:
             lib.set_num_threads(old)
 
 
+def current_threads() -> int:
+    """The BLAS thread count now (the smallest over the loaded BLAS libraries; 1 without any)."""
+    return min((lib.num_threads for lib in _blas_libraries()), default=1)
+
+
 def single_blas_thread() -> bool:
     """True when every loaded BLAS runs one thread (as `blas_threads(1)` sets it)."""
     return all(lib.num_threads == 1 for lib in _blas_libraries())
+
+
+def sample_workers(batch: int, size: int) -> int:
+    """Threads for a stacked call of ``batch`` independent systems of size ``size``.
+
+    Systems that run on one BLAS thread (size below `SMALL_PROBLEM`) with ``batch size^3`` of at
+    least `PARALLEL_WORK` get as many workers as BLAS had threads when the public call began
+    (before `limit_blas_for` limited them; at most ``batch``); anything else gets 1 (large
+    systems use BLAS's own threads). Worker threads start with no such record, so a call made
+    inside a worker never spreads again.
+    """
+    if threads_for(size) != 1 or batch < 2 or batch * float(size) ** 3 < PARALLEL_WORK:
+        return 1
+    outer = _OUTER.get()
+    return max(1, min(current_threads() if outer is None else outer, batch))
 
 
 def threads_for(size: int) -> int | None:
@@ -85,7 +122,11 @@ def sample_system_size(net, *args, **kwargs) -> int:
 
 
 def limit_blas_for(size_of: Callable) -> Callable:
-    """Decorator: run the function under ``blas_threads(threads_for(size_of(*args, **kw)))``."""
+    """Decorator: run the function under ``blas_threads(threads_for(size_of(*args, **kw)))``.
+
+    The outermost decorated call also records the BLAS thread count it found, for
+    `sample_workers`.
+    """
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -94,8 +135,13 @@ def limit_blas_for(size_of: Callable) -> Callable:
                 size = int(size_of(*args, **kwargs))
             except Exception:  # invalid inputs: let the function raise its own clear error
                 return fn(*args, **kwargs)
-            with blas_threads(threads_for(size)):
-                return fn(*args, **kwargs)
+            token = _OUTER.set(current_threads()) if _OUTER.get() is None else None
+            try:
+                with blas_threads(threads_for(size)):
+                    return fn(*args, **kwargs)
+            finally:
+                if token is not None:
+                    _OUTER.reset(token)
 
         return inner
 

@@ -39,7 +39,7 @@ from .spectral import (
 )
 from .state import State
 
-__all__ = ["Coordinates", "coordinates", "warn_not_descent"]
+__all__ = ["Coordinates", "check_coordinates", "coordinates", "warn_not_descent"]
 
 _HINT = ("use fewer samples per call (per-sample routes or a smaller batch), "
          "method='layerwise', or Lanczos on er.as_linear_operator")
@@ -181,12 +181,7 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
     when the basis has more columns than A has rows (the Gauss-Newton matrix).
     """
     xp, B, r = state.xp, state.B, rows.r
-    q_E = basis_columns(state.net.sizes, state.net.bias, s, ggn=not rows.K)
-    q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
-    numbers = 2 * s * r * q_E + q * q + (2 * s * r * q_E if q_E > s * r else 0)  # + the QR's
-    check_entries((B // s) * numbers, state.dtype,
-                  f"the exact curvature route ({B // s} system(s) of size {q}, "
-                  f"{B // s} x {s * r} x {q_E} coordinates)", _HINT, xp)
+    check_coordinates(state, rows, s)
     basis = build_basis(state, rows, s)
     Yt, reduce = basis.Yt, None
     if Yt.shape[-1] > Yt.shape[-2]:
@@ -209,6 +204,22 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
         return Coordinates(S, b, basis.expand, state.net.num_params, work)
     return Coordinates(S, b, lambda y: basis.expand(y @ xp.matrix_transpose(reduce)),
                        state.net.num_params, work)
+
+
+def check_coordinates(state: State, rows: Rows, s: int, squares: int = 0) -> None:
+    """Raise InsufficientMemoryError unless `coordinates` fits in the memory available.
+
+    ``squares``: further q x q arrays per group that the caller then needs (S's copy for LAPACK,
+    eigenvectors, workspace).
+    """
+    B, r = state.B, rows.r
+    q_E = basis_columns(state.net.sizes, state.net.bias, s, ggn=not rows.K)
+    q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
+    qr = 2 * s * r * q_E if q_E > s * r else 0  # the QR that compresses Y (Gauss-Newton)
+    numbers = 2 * s * r * q_E + (1 + squares) * q * q + qr
+    check_entries((B // s) * numbers, state.dtype,
+                  f"the exact curvature route ({B // s} system(s) of size {q}, "
+                  f"{B // s} x {s * r} x {q_E} coordinates)", _HINT, state.xp)
 
 
 def _core_sandwich(state: State, rows: Rows, basis, s: int):

@@ -25,10 +25,11 @@ def transfer(state: State, m: int, keep) -> tuple:
     """
     xp, fwd = state.xp, state.fwd
     n_m = state.net.sizes[m]
-    T = xp.broadcast_to(state.eye(n_m), (state.B, n_m, n_m))
-    blocks = [T] if m in keep else []
+    blocks = [xp.broadcast_to(state.eye(n_m), (state.B, n_m, n_m))] if m in keep else []
+    T = None  # T_{m<-m} = I, never multiplied
     for l in range(m + 1, state.L + 1):
-        T = state.W[l] @ (fwd.dphi[l - 1][:, :, None] * T)
+        T = (state.W[l] * fwd.dphi[l - 1][:, None, :] if T is None
+             else state.W[l] @ (fwd.dphi[l - 1][:, :, None] * T))
         if l in keep:
             blocks.append(T)
     first = min(l for l in keep if l >= m)

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import array_api_compat
+
 from .._checks import check_choice
-from ..threads import limit_blas_for, sample_system_size
+from ..threads import limit_blas_for, sample_system_size, sample_workers
 from . import stagewise
 from .core import Rows
-from .exact import coordinates
+from .exact import check_coordinates, coordinates
 from .factor import CURVATURES
 from .spectral import check_damping, check_spectral
-from .state import prepare
+from .state import State, prepare
+from .workers import map_chunks
 
 __all__ = ["per_sample_directions", "per_sample_eigenvalues"]
 
@@ -57,10 +60,46 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     check_choice("curvature", curvature, CURVATURES)
     state = prepare(net, theta, X, y)
     if spectral == "none" and curvature == "hessian":
-        D = stagewise.directions(state, lam)
+        D = _plain_directions(state, lam)
+    elif spectral == "none":  # the descent test warns from inside: one worker
+        D = coordinates(state, Rows.of(net.sizes, ggn=True), 1).newton(lam, spectral)
     else:
-        D = coordinates(state, Rows.of(net.sizes, ggn=curvature == "ggn"), 1).newton(lam, spectral)
+        rows = Rows.of(net.sizes, ggn=curvature == "ggn")
+        check_coordinates(state, rows, 1, squares=4)  # every worker's eigendecomposition at once
+        D = _joined(state, map_chunks(state, lambda sub, _: coordinates(sub, rows, 1).newton(
+            lam, spectral), _workers(state)))
     return D, state.xp.mean(D, axis=0)
+
+
+def _workers(state: State) -> int:
+    """Worker threads of a stacked call on ``state`` (`esso_ref.threads.sample_workers`)."""
+    if not array_api_compat.is_numpy_namespace(state.xp):
+        return 1
+    return sample_workers(state.B, state.net.rank_bound)
+
+
+def _joined(state: State, parts: list):
+    """The chunks' (B_k, ...) results, stacked along the samples."""
+    return parts[0] if len(parts) == 1 else state.xp.concat(parts, axis=0)
+
+
+def _plain_directions(state: State, lam: float):
+    """The layer-by-layer directions of every sample (`stagewise.solve`), eqs. (45)-(49).
+
+    The workers write into one (B, P) array; one NotDescentWarning counts all of them.
+    """
+    workers = _workers(state)
+    if workers == 1:
+        return stagewise.directions(state, lam)
+    stagewise.check_memory(state)
+    D = state.zeros((state.B, state.net.num_params))
+    def chunk(sub, part):
+        return [part.start + i for i in stagewise.solve(sub, lam, D[part, :])[1]]
+
+    ascending = [i for bad in map_chunks(state, chunk, workers) for i in bad]
+    if ascending:
+        stagewise.warn_ascending(state, ascending, lam)
+    return D
 
 
 @limit_blas_for(sample_system_size)
@@ -85,4 +124,6 @@ def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     check_choice("curvature", curvature, CURVATURES)
     state = prepare(net, theta, X, y)
     rows = Rows.of(net.sizes, ggn=curvature == "ggn")
-    return coordinates(state, rows, 1).eigvalsh()
+    check_coordinates(state, rows, 1, squares=1)  # every worker's copy for LAPACK at once
+    return _joined(state, map_chunks(state, lambda sub, _: coordinates(sub, rows, 1).eigvalsh(),
+                                     _workers(state)))

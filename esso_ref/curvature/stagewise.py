@@ -31,8 +31,8 @@ from .exact import coordinates, warn_not_descent
 from .spectral import singular_mask
 from .state import subset_state
 
-__all__ = ["ACCEPT", "Form", "Sweep", "certify", "directions", "factorise", "hvp_form",
-           "solve_form"]
+__all__ = ["ACCEPT", "Form", "Sweep", "certify", "check_memory", "directions", "factorise",
+           "hvp_form", "solve", "solve_form", "warn_ascending"]
 
 ACCEPT = 16
 """A direction is accepted when its bound of the backward error is at most ACCEPT eps, eq. (49)."""
@@ -186,10 +186,13 @@ def form_norms(state, anc: Anchors, *forms: Form):
     return xp.reshape(row_norms(xp, xp.concat(parts, axis=1)), (len(forms), -1))
 
 
-def materialise(state, anc: Anchors, v: Form):
-    """The (B, P) array of the directions, W_l row-major then b_l (eq. (3)), written once."""
+def materialise(state, anc: Anchors, v: Form, out=None):
+    """The (B, P) array of the directions, W_l row-major then b_l (eq. (3)), written once.
+
+    ``out``: the (B, P) array to write into (a new one when None).
+    """
     xp, net = state.xp, state.net
-    out = state.zeros((state.B, net.num_params))
+    out = state.zeros((state.B, net.num_params)) if out is None else out
     for l in range(1, state.L + 1):
         n_in = net.sizes[l - 1]
         block = net.layer_slice(l)
@@ -510,28 +513,37 @@ def _dense_cosines(state, D, g_norm):
     return total
 
 
-def directions(state, lam: float):
-    """d_i = -(H_i + lam I)^{-1} g_i of every sample, (B, P), eqs. (45)-(49).
+def check_memory(state) -> None:
+    """Raise InsufficientMemoryError unless the sweeps of all samples fit at once.
+
+    Each sample needs `sweep_entries` entries.
+    """
+    check_entries(state.B * sweep_entries(state.net.sizes), state.dtype,
+                  f"the per-sample directions ({state.B} x {state.net.num_params}) and their "
+                  "sweeps", "use fewer samples per call", state.xp)
+
+
+def solve(state, lam: float, out=None) -> tuple[Any, list[int]]:
+    """(D, ascending): d_i = -(H_i + lam I)^{-1} g_i of every sample, (B, P), eqs. (45)-(49).
 
     The certified sweep where it is accepted, the layer basis (eq. (43)) for the other samples
-    and for all of them when a pivot of the sweep is singular; one NotDescentWarning counts the
-    samples whose direction ascends and names the smallest eigenvalue of their H_i.
+    and for all of them when a pivot of the sweep is singular. ``ascending`` lists the samples
+    whose direction is not a descent direction (g_i . d_i >= 0 with g_i != 0); nothing warns.
+    ``out``: a (B, P) array to write D into (a new one when None).
 
     Raises:
         SingularCurvatureError: some H_i + lam I is singular to working precision (§15).
     """
     xp = state.xp
     rows = Rows.of(state.net.sizes)
-    check_entries(state.B * sweep_entries(state.net.sizes), state.dtype,
-                  f"the per-sample directions ({state.B} x {state.net.num_params}) and their "
-                  "sweeps", "use fewer samples per call", xp)
+    check_memory(state)
     try:
         with quiet_float_errors(xp):  # overflow shows as a non-finite certificate: rejected
             cert = certify(state, lam)
             check, redo = _classify(state, cert, lam)
-            D = materialise(state, cert.anchors, cert.d)
+            D = materialise(state, cert.anchors, cert.d, out)
     except linalg.LinAlgError:
-        return coordinates(state, rows, 1).newton(lam, "none")
+        return _basis_solve(state, lam, out)
     if check:
         redo = sorted(redo + _exact_rule(state, cert, lam, check))
     cos_gd = [float(v) for v in to_host(cert.cos_gd).tolist()]
@@ -544,10 +556,44 @@ def directions(state, lam: float):
         g_sub = xp.take(cert.g_norm, xp.asarray(redo, device=state.device))
         for k, v in enumerate(to_host(_dense_cosines(sub, Dr, g_sub)).tolist()):
             cos_gd[redo[k]] = float(v)
-    bad = [i for i in range(state.B) if cos_gd[i] >= 0 and g_norm[i] > 0]
-    if bad:
-        mu = coordinates(subset_state(state, bad), rows, 1).eigvalsh()
-        warn_not_descent(len(bad), state.B, float(xp.min(mu)), lam)
+    return D, _ascending(cos_gd, g_norm)
+
+
+def _basis_solve(state, lam: float, out) -> tuple[Any, list[int]]:
+    """`solve` of every sample in the layer basis, eq. (43) (a pivot of the sweep is singular)."""
+    D = coordinates(state, Rows.of(state.net.sizes), 1).newton(lam, "none", descent=False)
+    if out is not None:
+        out[...] = D
+        D = out
+    anc = anchors(state)
+    g_norm = form_norms(state, anc, gradient_form(state, anc))[0, :]
+    cos_gd = [float(v) for v in to_host(_dense_cosines(state, D, g_norm)).tolist()]
+    return D, _ascending(cos_gd, [float(v) for v in to_host(g_norm).tolist()])
+
+
+def _ascending(cos_gd: list[float], g_norm: list[float]) -> list[int]:
+    """The samples with g_i . d_i >= 0 and g_i != 0."""
+    return [i for i, (c, g) in enumerate(zip(cos_gd, g_norm, strict=True)) if c >= 0 and g > 0]
+
+
+def warn_ascending(state, samples: list[int], lam: float) -> None:
+    """One NotDescentWarning for the listed samples, naming the smallest eigenvalue of their H_i."""
+    mu = coordinates(subset_state(state, samples), Rows.of(state.net.sizes), 1).eigvalsh()
+    warn_not_descent(len(samples), state.B, float(state.xp.min(mu)), lam)
+
+
+def directions(state, lam: float):
+    """d_i = -(H_i + lam I)^{-1} g_i of every sample, (B, P), eqs. (45)-(49) (`solve`).
+
+    One NotDescentWarning counts the samples whose direction ascends and names the smallest
+    eigenvalue of their H_i.
+
+    Raises:
+        SingularCurvatureError: some H_i + lam I is singular to working precision (§15).
+    """
+    D, ascending = solve(state, lam)
+    if ascending:
+        warn_ascending(state, ascending, lam)
     return D
 
 

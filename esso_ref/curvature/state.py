@@ -126,13 +126,17 @@ def sample_state(state: State, i: int) -> State:
     return subset_state(state, [i])
 
 
-def subset_state(state: State, samples: list[int]) -> State:
+def subset_state(state: State, samples: list[int] | slice) -> State:
     """The `State` of the listed samples (in that order), from the batch's values.
 
-    One sample is a view of the batch's rows; several are copies (``take``).
+    One sample and a slice of samples are views of the batch's rows; several listed samples are
+    copies (``take``).
     """
     xp = state.xp
-    if len(samples) == 1:
+    if isinstance(samples, slice):
+        def take(v):
+            return v[samples, ...]
+    elif len(samples) == 1:
         i = samples[0]
 
         def take(v):
