@@ -8,6 +8,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 import warnings
@@ -17,9 +18,21 @@ __all__ = ["EXIT_DIVERGED", "EXIT_INTERNAL", "EXIT_USAGE", "Parser", "add_parser
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+"""-3, -0.5, -.5, -1e-3, -2.5E+4: what argparse reads as a value, not as an option."""
+
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2).
+
+    A value such as ``-1e-3`` after an option is read as that option's (negative) number, as
+    ``-0.001`` is, so that its type check can say what was expected (argparse otherwise takes
+    a number with an exponent for an option and reports a missing argument).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str):
         """Print ``<prog>: error: <message>`` and exit with status 2."""
