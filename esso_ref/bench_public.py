@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -33,9 +34,16 @@ from .curvature.core import Rows
 from .curvature.exact import coordinates
 from .curvature.spectral import NotDescentWarning
 from .curvature.state import prepare
+from .curvature.workers import chunks, map_chunks
 from .mlp import MLP
 from .problems import random_problem
-from .threads import blas_threads, limit_blas_for, sample_system_size, threads_for
+from .threads import (
+    blas_threads,
+    limit_blas_for,
+    sample_system_size,
+    sample_workers,
+    threads_for,
+)
 
 __all__ = ["PUBLIC_SIZES", "QUICK_PUBLIC_SIZES", "format_public", "public_rows"]
 
@@ -67,16 +75,31 @@ def _time(fn, repeats: int, min_seconds: float = MIN_SECONDS, warmup: bool = Tru
 
 
 
-def _floors(n: int, batch: int, repeats: int, budget: float) -> dict:
-    """Median seconds of bare solve / eigh / eigvalsh of ``batch`` stacked n x n matrices."""
+def _floors(n: int, batch: int, repeats: int, budget: float, workers: int = 1) -> dict:
+    """Median seconds of bare solve / eigh / eigvalsh of ``batch`` stacked n x n matrices.
+
+    With ``workers`` > 1 the stack is split into as many chunks, each routine run in its own
+    thread, as the stacked per-sample calls split their samples (`esso_ref.curvature.workers`).
+    """
     warm = n * batch <= MAX_DENSE_SYSTEM
     M = np.random.default_rng(0).standard_normal((batch, n, n))
     M = M + np.swapaxes(M, -1, -2)
     b = M[..., 0:1]
+    parts = chunks(batch, workers)
+
+    def spread(fn):
+        if workers == 1:
+            return fn(slice(None))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, parts))
+
     with blas_threads(threads_for(n)):
-        return {"solve": _time(lambda: np.linalg.solve(M, b), repeats, budget, warm),
-                "eigh": _time(lambda: np.linalg.eigh(M), repeats, budget, warm),
-                "eigvalsh": _time(lambda: np.linalg.eigvalsh(M), repeats, budget, warm)}
+        return {"solve": _time(lambda: spread(lambda k: np.linalg.solve(M[k], b[k])), repeats,
+                               budget, warm),
+                "eigh": _time(lambda: spread(lambda k: np.linalg.eigh(M[k])), repeats, budget,
+                              warm),
+                "eigvalsh": _time(lambda: spread(lambda k: np.linalg.eigvalsh(M[k])), repeats,
+                                  budget, warm)}
 
 
 def _batch_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
@@ -100,10 +123,16 @@ def _batch_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
 
 
 def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
-    """Stacked per-sample calls against per-sample gradients + B stacked r x r routines."""
+    """Stacked per-sample calls against per-sample gradients + B stacked r x r routines.
+
+    The routines of the floor are spread over as many threads as the calls spread their
+    samples (``workers``, `esso_ref.threads.sample_workers`); the loop is what a user's loop of
+    one-sample calls takes.
+    """
     theta, X, y = random_problem(net, B, 1)
+    workers = sample_workers(B, net.rank_bound)
     grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats, budget)
-    floor = _floors(net.rank_bound, B, repeats, budget)
+    floor = _floors(net.rank_bound, B, repeats, budget, workers)
     calls = {
         "per_sample_none": (lambda: per_sample_directions(net, theta, X, y, STACKED_DAMPING),
                             "solve"),
@@ -111,7 +140,8 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
                                                          "abs"), "eigh"),
         "per_sample_eigenvalues": (lambda: per_sample_eigenvalues(net, theta, X, y), "eigvalsh"),
     }
-    row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": net.rank_bound}
+    row = {"sizes": list(net.sizes), "B": B, "P": net.num_params, "n": net.rank_bound,
+           "workers": workers}
     for name, (fn, kind) in calls.items():
         t = _time(fn, repeats, budget)
         row[f"{name}_s"], row[f"{name}_floor_s"] = t, grad + floor[kind]
@@ -135,11 +165,12 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
 def _basis_directions(net: MLP, theta, X, y):
     """The stacked plain directions in the layer basis (eq. (43)): the route before eq. (45).
 
-    Under the same BLAS thread policy as `per_sample_directions`.
+    Under the same BLAS thread policy and over the same workers as `per_sample_directions`.
     """
     state = prepare(net, theta, X, y)
-    return coordinates(state, Rows.of(net.sizes), 1).newton(STACKED_DAMPING, "none",
-                                                              descent=False)
+    parts = map_chunks(state, lambda sub, _: coordinates(sub, Rows.of(net.sizes), 1).newton(
+        STACKED_DAMPING, "none", descent=False), sample_workers(state.B, net.rank_bound))
+    return np.concatenate(parts, axis=0)
 
 
 def public_rows(sizes=None, quick: bool = False, repeats: int = 3,
@@ -215,7 +246,8 @@ def format_public(rows: list[dict], load: dict | None = None) -> str:
         for spectral, key in (("none", "per_sample_stacked_speedup_none"),
                               ("abs", "per_sample_stacked_speedup")):
             if key in row:
-                stacked.append(f"{row['sizes']!s:24} {row['B']:>4} {spectral:>8} "
+                stacked.append(f"{row['sizes']!s:24} {row['B']:>4} {row.get('workers', 1):>7} "
+                               f"{spectral:>8} "
                                f"{1e3 * row['per_sample_' + spectral + '_s']:>12.2f} "
                                f"{1e3 * row['per_sample_loop_' + spectral + '_s']:>10.2f} "
                                f"{row[key]:>9.2f}x")
@@ -230,7 +262,8 @@ def format_public(rows: list[dict], load: dict | None = None) -> str:
                   *basis]
     if stacked:
         lines += ["", "stacked per-sample directions against a loop of newton_direction",
-                  f"{'network':24} {'B':>4} {'spectral':>8} {'stacked ms':>12} {'loop ms':>10} "
+                  f"{'network':24} {'B':>4} {'workers':>7} {'spectral':>8} {'stacked ms':>12} "
+                  f"{'loop ms':>10} "
                   f"{'speed-up':>10}", *stacked]
     if load:
         lines += ["", f"ESSO step idle {1e3 * load['esso_step_idle_s']:.2f} ms, with both cores "

@@ -26,4 +26,6 @@ def test_bench_quick_runs_and_reports(tmp_path, capsys):
             "per_sample_none_speedup", "min_stacked_over_loop_speedup",
             "min_stacked_over_loop_speedup_none"} <= set(result["targets"])
     assert set(result["fit"]) >= {"spectrum_structured_s", "spectrum_dense_s"}
+    stacked = [row for row in result["public"]["rows"] if "per_sample_none_s" in row]
+    assert stacked and all(row["workers"] >= 1 for row in stacked)
     assert plot.stat().st_size > 10_000
