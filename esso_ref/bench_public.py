@@ -33,6 +33,7 @@ from .curvature import (
 from .curvature.core import Rows
 from .curvature.exact import coordinates
 from .curvature.spectral import NotDescentWarning
+from .curvature.stagewise import sweep_work
 from .curvature.state import prepare
 from .curvature.workers import chunks, map_chunks
 from .mlp import MLP
@@ -75,31 +76,31 @@ def _time(fn, repeats: int, min_seconds: float = MIN_SECONDS, warmup: bool = Tru
 
 
 
-def _floors(n: int, batch: int, repeats: int, budget: float, workers: int = 1) -> dict:
+def _floors(n: int, batch: int, repeats: int, budget: float, workers: dict | None = None) -> dict:
     """Median seconds of bare solve / eigh / eigvalsh of ``batch`` stacked n x n matrices.
 
-    With ``workers`` > 1 the stack is split into as many chunks, each routine run in its own
-    thread, as the stacked per-sample calls split their samples (`esso_ref.curvature.workers`).
+    ``workers``: {routine: k}; with k > 1 the stack is split into k chunks, each routine run in
+    its own thread, as the stacked per-sample calls split their samples
+    (`esso_ref.curvature.workers`).
     """
     warm = n * batch <= MAX_DENSE_SYSTEM
     M = np.random.default_rng(0).standard_normal((batch, n, n))
     M = M + np.swapaxes(M, -1, -2)
     b = M[..., 0:1]
-    parts = chunks(batch, workers)
+    routines = {"solve": lambda k: np.linalg.solve(M[k], b[k]),
+                "eigh": lambda k: np.linalg.eigh(M[k]),
+                "eigvalsh": lambda k: np.linalg.eigvalsh(M[k])}
 
-    def spread(fn):
-        if workers == 1:
+    def spread(fn, count: int):
+        if count == 1:
             return fn(slice(None))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(fn, parts))
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(fn, chunks(batch, count)))
 
+    counts = {kind: (workers or {}).get(kind, 1) for kind in routines}
     with blas_threads(threads_for(n)):
-        return {"solve": _time(lambda: spread(lambda k: np.linalg.solve(M[k], b[k])), repeats,
-                               budget, warm),
-                "eigh": _time(lambda: spread(lambda k: np.linalg.eigh(M[k])), repeats, budget,
-                              warm),
-                "eigvalsh": _time(lambda: spread(lambda k: np.linalg.eigvalsh(M[k])), repeats,
-                                  budget, warm)}
+        return {kind: _time(lambda fn=fn, k=counts[kind]: spread(fn, k), repeats, budget, warm)
+                for kind, fn in routines.items()}
 
 
 def _batch_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
@@ -130,9 +131,11 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     one-sample calls takes.
     """
     theta, X, y = random_problem(net, B, 1)
-    workers = sample_workers(B, net.rank_bound)
+    dense = sample_workers(B, net.rank_bound)  # r x r factorisations (eq. (42))
+    workers = {"none": sample_workers(B, net.rank_bound, sweep_work(net.sizes)), "abs": dense}
     grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats, budget)
-    floor = _floors(net.rank_bound, B, repeats, budget, workers)
+    floor = _floors(net.rank_bound, B, repeats, budget,
+                    {"solve": workers["none"], "eigh": dense, "eigvalsh": dense})
     calls = {
         "per_sample_none": (lambda: per_sample_directions(net, theta, X, y, STACKED_DAMPING),
                             "solve"),
@@ -246,7 +249,7 @@ def format_public(rows: list[dict], load: dict | None = None) -> str:
         for spectral, key in (("none", "per_sample_stacked_speedup_none"),
                               ("abs", "per_sample_stacked_speedup")):
             if key in row:
-                stacked.append(f"{row['sizes']!s:24} {row['B']:>4} {row.get('workers', 1):>7} "
+                stacked.append(f"{row['sizes']!s:24} {row['B']:>4} {row['workers'][spectral]:>7} "
                                f"{spectral:>8} "
                                f"{1e3 * row['per_sample_' + spectral + '_s']:>12.2f} "
                                f"{1e3 * row['per_sample_loop_' + spectral + '_s']:>10.2f} "

@@ -41,8 +41,9 @@ SMALL_PROBLEM = 768
 """System sizes q below this run on one BLAS thread (measured crossover, docs/performance.md)."""
 
 PARALLEL_WORK = 1e8
-"""Stacked calls of B systems of size r with B r^3 at least this (some 10 ms of work) spread
-their samples over workers (`sample_workers`); below it a thread costs more than it saves."""
+"""Stacked calls whose samples need at least this many multiply-adds in all (some 10 ms of
+work) spread their samples over workers (`sample_workers`); below it the threads cost more
+than they save (measured, docs/performance.md)."""
 
 _LIBS: list | None = None
 
@@ -91,16 +92,19 @@ def single_blas_thread() -> bool:
     return all(lib.num_threads == 1 for lib in _blas_libraries())
 
 
-def sample_workers(batch: int, size: int) -> int:
+def sample_workers(batch: int, size: int, work: float | None = None) -> int:
     """Threads for a stacked call of ``batch`` independent systems of size ``size``.
 
-    Systems that run on one BLAS thread (size below `SMALL_PROBLEM`) with ``batch size^3`` of at
-    least `PARALLEL_WORK` get as many workers as BLAS had threads when the public call began
+    ``work``: multiply-adds per sample (default ``size^3``, a dense factorisation of the
+    system). Systems that run on one BLAS thread (size below `SMALL_PROBLEM`) with ``batch
+    work`` of at least `PARALLEL_WORK` get as many workers as BLAS had threads when the public
+    call began
     (before `limit_blas_for` limited them; at most ``batch``); anything else gets 1 (large
     systems use BLAS's own threads). Worker threads start with no such record, so a call made
     inside a worker never spreads again.
     """
-    if threads_for(size) != 1 or batch < 2 or batch * float(size) ** 3 < PARALLEL_WORK:
+    work = float(size) ** 3 if work is None else float(work)
+    if threads_for(size) != 1 or batch < 2 or batch * work < PARALLEL_WORK:
         return 1
     outer = _OUTER.get()
     return max(1, min(current_threads() if outer is None else outer, batch))

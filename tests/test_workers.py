@@ -33,7 +33,7 @@ def spread(monkeypatch):
     """Force ``k`` workers on every stacked call (k = 1: one thread)."""
 
     def force(k):
-        monkeypatch.setattr(per_sample, "sample_workers", lambda batch, size: min(k, batch))
+        monkeypatch.setattr(per_sample, "sample_workers", lambda batch, size, work=None: min(k, batch))
 
     return force
 
@@ -76,6 +76,16 @@ def test_sample_workers_follow_size_work_and_the_threads_found():
         assert threads.sample_workers(1, small) == 1
     with threadpool_limits(1):  # a user's limit: one worker
         assert threads.sample_workers(big, small) == 1
+
+
+@pytest.mark.parametrize("sizes, plain, dense", [([64, 32, 32, 10], 1, 2),
+                                                  ([64, 64, 64, 10], 2, 2),
+                                                  ([784, 128, 128, 10], 2, 2)])
+def test_plain_directions_weigh_their_sweeps_not_the_r_x_r_system(sizes, plain, dense):
+    r = er.MLP(sizes).rank_bound
+    with threadpool_limits(2):
+        assert threads.sample_workers(128, r, stagewise.sweep_work(sizes)) == plain
+        assert threads.sample_workers(128, r) == dense
 
 
 def test_the_public_call_spreads_over_the_threads_it_found(monkeypatch):

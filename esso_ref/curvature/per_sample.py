@@ -71,11 +71,14 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     return D, state.xp.mean(D, axis=0)
 
 
-def _workers(state: State) -> int:
-    """Worker threads of a stacked call on ``state`` (`esso_ref.threads.sample_workers`)."""
+def _workers(state: State, work: float | None = None) -> int:
+    """Worker threads of a stacked call on ``state`` (`esso_ref.threads.sample_workers`).
+
+    ``work``: multiply-adds per sample (default r^3, the r x r factorisation of eq. (42)).
+    """
     if not array_api_compat.is_numpy_namespace(state.xp):
         return 1
-    return sample_workers(state.B, state.net.rank_bound)
+    return sample_workers(state.B, state.net.rank_bound, work)
 
 
 def _joined(state: State, parts: list):
@@ -88,7 +91,7 @@ def _plain_directions(state: State, lam: float):
 
     The workers write into one (B, P) array; one NotDescentWarning counts all of them.
     """
-    workers = _workers(state)
+    workers = _workers(state, stagewise.sweep_work(state.net.sizes))
     if workers == 1:
         return stagewise.directions(state, lam)
     stagewise.check_memory(state)

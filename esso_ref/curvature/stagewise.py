@@ -32,7 +32,7 @@ from .spectral import singular_mask
 from .state import subset_state
 
 __all__ = ["ACCEPT", "Form", "Sweep", "certify", "check_memory", "directions", "factorise",
-           "hvp_form", "solve", "solve_form", "warn_ascending"]
+           "hvp_form", "solve", "solve_form", "sweep_work", "warn_ascending"]
 
 ACCEPT = 16
 """A direction is accepted when its bound of the backward error is at most ACCEPT eps, eq. (49)."""
@@ -595,6 +595,18 @@ def directions(state, lam: float):
     if ascending:
         warn_ascending(state, ascending, lam)
     return D
+
+
+def sweep_work(sizes) -> int:
+    """Multiply-adds of one sample's backward sweep, eq. (47), the bulk of its direction.
+
+    Per layer l >= 2 (m = n_{l-1}, n = n_l): P_l F_l (n^2 m), the LU of Pi_l (n^3 / 3), its
+    m + 1 solves (n^2 (m + 1)) and F_l^T Y (m^2 n); the LU of Pi_1 (n_1^3 / 3).
+    """
+    work = sizes[1] ** 3 // 3
+    for n, m in zip(sizes[2:], sizes[1:-1], strict=True):
+        work += n * n * m + n ** 3 // 3 + n * n * (m + 1) + m * m * n
+    return work
 
 
 def sweep_entries(sizes) -> int:
