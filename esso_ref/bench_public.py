@@ -33,7 +33,7 @@ from .curvature import (
 from .curvature.core import Rows
 from .curvature.exact import coordinates
 from .curvature.spectral import NotDescentWarning
-from .curvature.stagewise import sweep_work
+from .curvature.stagewise import PARALLEL_SWEEPS, sweep_work
 from .curvature.state import prepare
 from .curvature.workers import chunks, map_chunks
 from .mlp import MLP
@@ -132,7 +132,8 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     """
     theta, X, y = random_problem(net, B, 1)
     dense = sample_workers(B, net.rank_bound)  # r x r factorisations (eq. (42))
-    workers = {"none": sample_workers(B, net.rank_bound, sweep_work(net.sizes)), "abs": dense}
+    workers = {"none": sample_workers(B, net.rank_bound, sweep_work(net.sizes), PARALLEL_SWEEPS),
+               "abs": dense}
     grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats, budget)
     floor = _floors(net.rank_bound, B, repeats, budget,
                     {"solve": workers["none"], "eigh": dense, "eigvalsh": dense})

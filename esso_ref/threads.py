@@ -20,21 +20,24 @@ stacked call spread over workers can differ in the last digits from the same cal
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import Context, ContextVar, copy_context
 
 __all__ = [
     "PARALLEL_WORK",
     "SMALL_PROBLEM",
     "batch_system_size",
     "blas_threads",
+    "cores",
     "current_threads",
     "limit_blas_for",
     "sample_system_size",
     "sample_workers",
     "single_blas_thread",
     "threads_for",
+    "worker_context",
 ]
 
 SMALL_PROBLEM = 768
@@ -92,22 +95,40 @@ def single_blas_thread() -> bool:
     return all(lib.num_threads == 1 for lib in _blas_libraries())
 
 
-def sample_workers(batch: int, size: int, work: float | None = None) -> int:
+def sample_workers(batch: int, size: int, work: float | None = None,
+                   least: float = PARALLEL_WORK) -> int:
     """Threads for a stacked call of ``batch`` independent systems of size ``size``.
 
     ``work``: multiply-adds per sample (default ``size^3``, a dense factorisation of the
-    system). Systems that run on one BLAS thread (size below `SMALL_PROBLEM`) with ``batch
-    work`` of at least `PARALLEL_WORK` get as many workers as BLAS had threads when the public
-    call began
+    system); ``least``: the total work from which threads pay. Systems that run on one BLAS
+    thread (size below `SMALL_PROBLEM`) with ``batch work`` of at least ``least`` get as many
+    workers as BLAS had threads when the public call began, and no more than the cores this
+    process may run on
     (before `limit_blas_for` limited them; at most ``batch``); anything else gets 1 (large
-    systems use BLAS's own threads). Worker threads start with no such record, so a call made
-    inside a worker never spreads again.
+    systems use BLAS's own threads). Inside a worker (`worker_context`) it gives 1.
     """
     work = float(size) ** 3 if work is None else float(work)
-    if threads_for(size) != 1 or batch < 2 or batch * work < PARALLEL_WORK:
+    if threads_for(size) != 1 or batch < 2 or batch * work < least:
         return 1
     outer = _OUTER.get()
-    return max(1, min(current_threads() if outer is None else outer, batch))
+    return max(1, min(current_threads() if outer is None else outer, cores(), batch))
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - systems without affinity
+
+
+def worker_context() -> Context:
+    """A copy of the caller's context for a worker thread, in which `sample_workers` gives 1.
+
+    NumPy's errstate goes with it; a call made inside a worker never spreads again.
+    """
+    context = copy_context()
+    context.run(_OUTER.set, 1)
+    return context
 
 
 def threads_for(size: int) -> int | None:

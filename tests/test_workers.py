@@ -4,7 +4,11 @@
 machine, whatever its cores) and compare with one worker and with dense references, in eps.
 """
 
+import os
 import re
+import signal
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -33,7 +37,8 @@ def spread(monkeypatch):
     """Force ``k`` workers on every stacked call (k = 1: one thread)."""
 
     def force(k):
-        monkeypatch.setattr(per_sample, "sample_workers", lambda batch, size, work=None: min(k, batch))
+        monkeypatch.setattr(per_sample, "sample_workers",
+                            lambda batch, size, *args: min(k, batch))
 
     return force
 
@@ -67,6 +72,56 @@ def test_map_chunks_raises_the_first_failing_chunk_after_all_ran():
     assert sorted(seen) == [0, 2, 4]
 
 
+def test_map_chunks_waits_for_every_chunk_before_raising():
+    net, theta, X, y = _problem([3, 4, 2], 4, 0)
+    state, finished = prepare(net, theta, X, y), []
+    before = threading.active_count()
+
+    def fn(sub, part):
+        if part.start == 0:
+            raise ValueError("first chunk")
+        time.sleep(0.3)
+        finished.append(part.start)
+
+    with pytest.raises(ValueError, match="first chunk"):
+        workers.map_chunks(state, fn, 2)
+    assert finished == [2] and threading.active_count() == before
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
+def test_map_chunks_lets_ctrl_c_through_at_once():
+    net, theta, X, y = _problem([3, 4, 2], 4, 0)
+    state, release = prepare(net, theta, X, y), threading.Event()
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C while waiting
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        workers.map_chunks(state, lambda sub, part: release.wait(10), 2)
+    assert time.perf_counter() - start < 5  # the chunks still wait for the release
+    release.set()
+
+
+def test_workers_run_one_blas_thread_in_the_callers_context(monkeypatch):
+    net, theta, X, y = _problem([3, 4, 2], 4, 0)
+    state, seen = prepare(net, theta, X, y), []
+
+    def fn(sub, part):
+        seen.append((threads.current_threads(), np.geterr()["over"],
+                     threads.sample_workers(10**6, 10)))
+
+    with threadpool_limits(2), threads.blas_threads(1), np.errstate(over="raise"):
+        workers.map_chunks(state, fn, 2)
+    assert seen == [(1, "raise", 1)] * 2  # and no worker spreads again
+
+
+def test_workers_never_exceed_the_cores(monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 1)
+    with threadpool_limits(2):
+        assert threads.sample_workers(128, threads.SMALL_PROBLEM - 1) == 1
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    with threadpool_limits(2):
+        assert threads.sample_workers(128, threads.SMALL_PROBLEM - 1) == 2
+
+
 def test_sample_workers_follow_size_work_and_the_threads_found():
     big, small = 128, threads.SMALL_PROBLEM - 1
     with threadpool_limits(2):
@@ -84,7 +139,8 @@ def test_sample_workers_follow_size_work_and_the_threads_found():
 def test_plain_directions_weigh_their_sweeps_not_the_r_x_r_system(sizes, plain, dense):
     r = er.MLP(sizes).rank_bound
     with threadpool_limits(2):
-        assert threads.sample_workers(128, r, stagewise.sweep_work(sizes)) == plain
+        assert threads.sample_workers(128, r, stagewise.sweep_work(sizes),
+                                      stagewise.PARALLEL_SWEEPS) == plain
         assert threads.sample_workers(128, r) == dense
 
 
@@ -202,6 +258,23 @@ def test_an_error_in_one_chunk_reaches_the_caller(spread, monkeypatch):
     spread(3)
     with pytest.raises(er.SingularCurvatureError, match="chunk starting at sample 2"):
         er.per_sample_directions(net, theta, X, y, 0.5)
+
+
+def test_memory_check_counts_the_eigendecompositions_of_all_workers(spread, monkeypatch):
+    # one sample's coordinates need 3 r^2 entries, its eigendecomposition 5 r^2 (S and four
+    # more): a limit between the two refuses spectral "abs" before any worker, not "none"
+    net, theta, X, y = _problem([10, 12, 12, 4], 40, 9)
+    r = net.rank_bound
+    started = []
+    monkeypatch.setattr(per_sample, "map_chunks",
+                        lambda *args: started.append(1) or [np.zeros((40, r))])
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(8 * 40 * 4 * r * r / 0.8))
+    spread(2)
+    with pytest.raises(InsufficientMemoryError, match="40 system"):
+        er.per_sample_directions(net, theta, X, y, 0.5, "abs")
+    assert not started
+    er.per_sample_eigenvalues(net, theta, X, y)  # two squares a sample: within the limit
+    assert started
 
 
 def test_memory_of_the_whole_batch_is_checked_before_any_worker(spread, monkeypatch):

@@ -71,14 +71,18 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     return D, state.xp.mean(D, axis=0)
 
 
-def _workers(state: State, work: float | None = None) -> int:
+def _workers(state: State, sweeps: bool = False) -> int:
     """Worker threads of a stacked call on ``state`` (`esso_ref.threads.sample_workers`).
 
-    ``work``: multiply-adds per sample (default r^3, the r x r factorisation of eq. (42)).
+    The work of a sample: its r x r factorisation of eq. (42), or with ``sweeps`` its sweeps of
+    eq. (47) (`stagewise.sweep_work`, from `stagewise.PARALLEL_SWEEPS` on).
     """
     if not array_api_compat.is_numpy_namespace(state.xp):
         return 1
-    return sample_workers(state.B, state.net.rank_bound, work)
+    if sweeps:
+        return sample_workers(state.B, state.net.rank_bound,
+                              stagewise.sweep_work(state.net.sizes), stagewise.PARALLEL_SWEEPS)
+    return sample_workers(state.B, state.net.rank_bound)
 
 
 def _joined(state: State, parts: list):
@@ -91,7 +95,7 @@ def _plain_directions(state: State, lam: float):
 
     The workers write into one (B, P) array; one NotDescentWarning counts all of them.
     """
-    workers = _workers(state, stagewise.sweep_work(state.net.sizes))
+    workers = _workers(state, sweeps=True)
     if workers == 1:
         return stagewise.directions(state, lam)
     stagewise.check_memory(state)

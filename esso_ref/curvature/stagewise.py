@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._memory import check_entries
-from ..backend import quiet_float_errors, to_host
+from ..backend import quiet_float_errors, to_host, xp_of
 from . import linalg
 from .basis import basis_size
 from .core import Rows
@@ -31,14 +31,20 @@ from .exact import coordinates, warn_not_descent
 from .spectral import singular_mask
 from .state import subset_state
 
-__all__ = ["ACCEPT", "Form", "Sweep", "certify", "check_memory", "directions", "factorise",
-           "hvp_form", "solve", "solve_form", "sweep_work", "warn_ascending"]
+__all__ = ["ACCEPT", "PARALLEL_SWEEPS", "Form", "Sweep", "certify", "check_memory", "directions",
+           "factorise", "hvp_form", "solve", "solve_form", "sweep_work", "warn_ascending"]
 
 ACCEPT = 16
 """A direction is accepted when its bound of the backward error is at most ACCEPT eps, eq. (49)."""
 
 STEPS = 4
 """At most this many refinement steps, eq. (49) (they stop once every sample is accepted)."""
+
+PARALLEL_SWEEPS = 3e7
+"""Stacked sweeps spread their samples over workers from this many multiply-adds in all
+(`sweep_work` a sample): their small stacked products run well below LAPACK's rate, so threads
+pay from less work than `esso_ref.threads.PARALLEL_WORK` (measured crossover about 2.6e7,
+docs/performance.md)."""
 
 EXACT_CHUNK = 8
 """Samples whose exact |H_i|_F is formed at once (their S, q x q each) in the singular rule."""
@@ -64,6 +70,14 @@ class Form:
         """The direction c X (c a float)."""
         return Form([None] + [c * a for a in self.alpha[1:]],
                     [None] + [c * t for t in self.tau[1:]])
+
+    def where(self, keep, other: Form) -> Form:
+        """This direction for the samples where ``keep`` (B,) is True, ``other`` elsewhere."""
+        xp = xp_of(keep)
+        return Form([None] + [xp.where(keep[:, None], a, b)
+                              for a, b in zip(self.alpha[1:], other.alpha[1:], strict=True)],
+                    [None] + [xp.where(keep[:, None], a, b)
+                              for a, b in zip(self.tau[1:], other.tau[1:], strict=True)])
 
 
 @dataclass
@@ -389,14 +403,15 @@ def certify(state, lam: float, steps: int = STEPS) -> Certified:
     """The direction d = -(H_i + lam I)^{-1} g_i of every sample, certified, eqs. (45)-(49).
 
     d^(0) from the sweeps, then refinement steps d^(k+1) = d^(k) + (H + lam I)^{-1} r^(k),
-    r^(k) = -g - (H + lam I) d^(k) with the exact Hessian-vector product, until every sample's
+    r^(k) = -g - (H + lam I) d^(k) with the exact Hessian-vector product, until the sample's
     bound
 
         eta = |r| / (beta |d| + |g|),  beta = max(|M d| / |d|, |M g| / |g|) <= |H + lam I|_2,
 
     which is at least the normwise backward error of d up to the rounding of the computed
     residual, is at most ACCEPT eps (at most ``steps`` steps; one suffices on almost every case
-    of the property set).
+    of the property set). Each sample stops at its own step, so its direction does not depend
+    on the other samples of the call.
 
     Raises:
         LinAlgError: a pivot of the sweep is singular to working precision.
@@ -413,15 +428,23 @@ def certify(state, lam: float, steps: int = STEPS) -> Certified:
     one = xp.ones_like(g_norm)
     beta_g = Mg_norm / xp.where(g_norm > 0, g_norm, one)
     eps = float(xp.finfo(state.dtype).eps)
+    done = None  # the samples accepted at an earlier step keep that step's direction
     for _ in range(steps):
-        d = d + solve_form(state, anc, sw, r)
-        r, Md = _residual(state, anc, lam, g, d)
-        norms = form_norms(state, anc, d, r, Md)
-        d_norm, r_norm, Md_norm = norms[0, :], norms[1, :], norms[2, :]
-        beta = xp.maximum(Md_norm / xp.where(d_norm > 0, d_norm, one), beta_g)
-        denom = beta * d_norm + g_norm
-        eta = xp.where(r_norm > 0, r_norm / xp.where(denom > 0, denom, one), 0 * one) / eps
-        if bool(xp.all(eta <= ACCEPT)):
+        trial = d + solve_form(state, anc, sw, r)
+        r_t, Md = _residual(state, anc, lam, g, trial)
+        norms = form_norms(state, anc, trial, r_t, Md)
+        d_norm_t, r_norm, Md_norm = norms[0, :], norms[1, :], norms[2, :]
+        beta_t = xp.maximum(Md_norm / xp.where(d_norm_t > 0, d_norm_t, one), beta_g)
+        denom = beta_t * d_norm_t + g_norm
+        eta_t = xp.where(r_norm > 0, r_norm / xp.where(denom > 0, denom, one), 0 * one) / eps
+        if done is None:
+            d, r, d_norm, beta, eta = trial, r_t, d_norm_t, beta_t, eta_t
+        else:
+            d, r = d.where(done, trial), r.where(done, r_t)
+            d_norm, beta, eta = (xp.where(done, old, new) for old, new in
+                                 ((d_norm, d_norm_t), (beta, beta_t), (eta, eta_t)))
+        done = eta <= ACCEPT
+        if bool(xp.all(done)):
             break
     return Certified(d, eta, d_norm, g_norm, beta, _h_bound(state, sw),
                      _cosines(state, anc, g, d, g_norm, d_norm), anc)

@@ -9,8 +9,9 @@ the GIL, so threads that each run one BLAS thread keep every core busy on its ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
+from ..threads import worker_context
 from .state import State, subset_state
 
 __all__ = ["chunks", "map_chunks"]
@@ -28,12 +29,23 @@ def map_chunks(state: State, fn: Callable, workers: int) -> list:
     """[fn(state of chunk k, slice k)] for the chunks of `chunks`, in order.
 
     One worker calls ``fn(state, slice(0, B))`` directly. With more, every chunk runs in its
-    own thread on a view of the batch's rows; the first chunk's exception (in order) is raised
-    once all have finished.
+    own thread, in a copy of the caller's context (`esso_ref.threads.worker_context`), on a
+    view of the batch's rows. The first chunk's exception (in order) is raised once all chunks
+    have finished; a KeyboardInterrupt is raised at once (the running chunks finish in the
+    background, their results dropped).
     """
     parts = chunks(state.B, workers)
     if workers == 1:
         return [fn(state, parts[0])]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esso_ref") as pool:
-        futures = [pool.submit(fn, subset_state(state, part), part) for part in parts]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esso_ref")
+    interrupted = False
+    try:
+        futures = [pool.submit(worker_context().run, fn, subset_state(state, part), part)
+                   for part in parts]
+        wait(futures)
         return [future.result() for future in futures]
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
