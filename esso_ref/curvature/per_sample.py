@@ -35,6 +35,10 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
 
     Spectral ``"none"`` with the Hessian: the certified layer-by-layer elimination, eqs.
     (45)-(49) (a sample whose certificate fails is solved by eq. (43)); otherwise eqs. (42)-(44).
+    Large batches of small systems are spread over worker threads, one BLAS thread each
+    (`esso_ref.threads.sample_workers`; ``threadpoolctl.threadpool_limits(1)`` keeps the call
+    on one); a callable ``spectral`` then runs in several threads at once, on each worker's
+    eigenvalues, so it must act entry by entry and be thread-safe.
 
     Args:
         net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
@@ -112,6 +116,9 @@ def _plain_directions(state: State, lam: float):
 @limit_blas_for(sample_system_size)
 def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     """Every sample's exact spectrum in one stacked call, eqs. (36), (42).
+
+    Large batches of small systems are spread over worker threads, as in
+    `per_sample_directions`.
 
     Args:
         net: the [`esso_ref.MLP`][esso_ref.mlp.MLP].
