@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(_commands=sub.choices)  # each command's parser, for its own errors
     _add_verify(sub)
     add_spectrum(sub)
     add_train(sub)
@@ -209,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``esso-ref`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # named by the command's parser: "esso-ref train: error: ..."
+        args._commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_command(args)
 
 

@@ -29,3 +29,10 @@ def test_bench_quick_runs_and_reports(tmp_path, capsys):
     stacked = [row for row in result["public"]["rows"] if "per_sample_none_s" in row]
     assert stacked and all(row["workers"][k] >= 1 for row in stacked for k in ("none", "abs"))
     assert plot.stat().st_size > 10_000
+
+
+def test_bench_takes_a_network_with_fewer_than_ten_eigenvalues(capsys):
+    # [8, 4] has 4 non-zero eigenvalues: the Lanczos check compares the top of all P of them
+    assert main(["bench", "--quick", "--sizes", "8,4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sizes"][0]["lanczos_top10_err"] <= 1e-8

@@ -31,6 +31,14 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("command", ["train", "verify", "compare", "bench", "spectrum"])
+def test_an_unknown_option_is_named_by_its_command(command, capsys):
+    code, _, err = run([command, "--no-such-flag"], capsys)
+    line = one_line(err)
+    assert code == 2 and line.startswith(f"esso-ref {command}: error: unrecognized arguments: "
+                                         "--no-such-flag")
+
+
 @pytest.mark.parametrize("argv, pattern", [
     (["compare", "--target", "2"], r"expected an accuracy in \(0, 1\], got '2'"),
     (["train", "--sizes", "64,32,9", "--quiet"], r"expected sizes from 64 to 10 for digits"),

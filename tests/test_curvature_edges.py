@@ -135,7 +135,7 @@ def test_unknown_names_list_valid_ones(problem):
 @pytest.mark.parametrize("fn,msg", [
     (lambda mu: mu, r"expected spectral\(mu\) >= 0, got minimum"),
     (lambda mu: mu * np.nan, "expected spectral.mu. to return finite values"),
-    (lambda mu: mu[:1] ** 2, r"expected spectral\(mu\) to return an array of shape"),
+    (lambda mu: mu[:1] ** 2, r"expected spectral\(mu\) to return an array of mu's shape"),
     (lambda mu: 1.0, r"expected spectral\(mu\) to return an array"),
 ])
 def test_bad_callable_spectral(fn, msg):

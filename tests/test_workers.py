@@ -100,6 +100,33 @@ def test_map_chunks_lets_ctrl_c_through_at_once():
     release.set()
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_drops_the_chunks_not_started():
+    net, theta, X, y = _problem([3, 4, 2], 6, 0)
+    state, release, started = prepare(net, theta, X, y), threading.Event(), []
+
+    def fn(sub, part):
+        started.append(part.start)
+        release.wait(10)
+
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        workers.map_chunks(state, fn, 2, 6)
+    release.set()
+    time.sleep(0.3)
+    assert len(started) == 2  # the two running chunks; the four others never start
+
+
+@pytest.mark.parametrize("batch, work, count", [(128, 522.0 ** 3, 2), (128, 266.0 ** 3, 3),
+                                                (128, 138.0 ** 3, 2), (3, 1e12, 2), (7, 1e9, 4)])
+def test_pieces_keep_every_chunk_small_and_shared_evenly(batch, work, count):
+    k = workers.pieces(batch, work, count)
+    sizes = [part.stop - part.start for part in workers.chunks(batch, k)]
+    assert k == batch or k % count == 0
+    assert k == batch or max(sizes) * work <= 2 * workers.PIECE_WORK  # within a rounding
+    assert k == count or -(-batch // (k - count)) * work > workers.PIECE_WORK  # none needless
+
+
 def test_workers_run_one_blas_thread_in_the_callers_context(monkeypatch):
     net, theta, X, y = _problem([3, 4, 2], 4, 0)
     state, seen = prepare(net, theta, X, y), []
@@ -149,9 +176,9 @@ def test_the_public_call_spreads_over_the_threads_it_found(monkeypatch):
     assert X.shape[0] * net.rank_bound ** 3 >= threads.PARALLEL_WORK
     used, real = [], workers.map_chunks
 
-    def spy(state, fn, count):
+    def spy(state, fn, count, *more):
         used.append(count)
-        return real(state, fn, count)
+        return real(state, fn, count, *more)
 
     monkeypatch.setattr(per_sample, "map_chunks", spy)
     with threadpool_limits(2):
@@ -161,6 +188,26 @@ def test_the_public_call_spreads_over_the_threads_it_found(monkeypatch):
         D1, _ = er.per_sample_directions(net, theta, X, y, 0.1, "abs")
     assert used == [2, 1]
     assert np.max(np.abs(D2 - D1)) <= 64 * EPS * np.max(np.abs(D1))
+
+
+def test_a_call_from_a_thread_that_cannot_limit_blas_stays_on_one_worker(monkeypatch):
+    # threadpoolctl lets one Python thread set OpenBLAS's process-wide thread count: in any
+    # other thread the limit does nothing, and workers would each run all of BLAS's threads
+    net, theta, X, y = _problem([20, 60, 60, 3], 8, 1)
+    used, real = [], workers.map_chunks
+
+    def spy(state, fn, count, *more):
+        used.append((count, threads.current_threads()))
+        return real(state, fn, count, *more)
+
+    monkeypatch.setattr(per_sample, "map_chunks", spy)
+    with threadpool_limits(2):  # this thread controls BLAS and sets 2 threads
+        worker = threading.Thread(target=er.per_sample_eigenvalues, args=(net, theta, X, y))
+        worker.start()
+        worker.join()
+        er.per_sample_eigenvalues(net, theta, X, y)
+    assert used[1] == (2, 1)  # here: the limit took effect, 2 workers
+    assert used[0][0] == 1 or used[0][1] == 1  # there: one worker unless BLAS was limited
 
 
 CALLS = {
@@ -284,8 +331,9 @@ def test_memory_of_the_whole_batch_is_checked_before_any_worker(spread, monkeypa
     monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(8 * 64 * net.num_params // 2))
     spread(2)
     for spectral in ("none", "abs"):
-        with pytest.raises(InsufficientMemoryError, match="64"):
+        with pytest.raises(InsufficientMemoryError, match=r"64.*split the batch") as caught:
             er.per_sample_directions(net, theta, X, y, 0.5, spectral)
-    with pytest.raises(InsufficientMemoryError, match="64"):
+        assert "layerwise" not in str(caught.value)  # no option these calls do not have
+    with pytest.raises(InsufficientMemoryError, match=r"64.*split the batch"):
         er.per_sample_eigenvalues(net, theta, X, y)
     assert not started

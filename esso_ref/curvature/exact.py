@@ -206,7 +206,8 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
                        state.net.num_params, work)
 
 
-def check_coordinates(state: State, rows: Rows, s: int, squares: int = 0) -> None:
+def check_coordinates(state: State, rows: Rows, s: int, squares: int = 0,
+                      hint: str = _HINT) -> None:
     """Raise InsufficientMemoryError unless `coordinates` fits in the memory available.
 
     ``squares``: q x q arrays per group that the caller then needs besides S (its copy for
@@ -221,7 +222,7 @@ def check_coordinates(state: State, rows: Rows, s: int, squares: int = 0) -> Non
     numbers = max(2 * s * r * q_E + q * q + qr, (1 + squares) * q * q)
     check_entries((B // s) * numbers, state.dtype,
                   f"the exact curvature route ({B // s} system(s) of size {q}, "
-                  f"{B // s} x {s * r} x {q_E} coordinates)", _HINT, state.xp)
+                  f"{B // s} x {s * r} x {q_E} coordinates)", hint, state.xp)
 
 
 def _core_sandwich(state: State, rows: Rows, basis, s: int):

@@ -16,16 +16,19 @@ from collections.abc import Callable
 import array_api_compat
 
 from .._checks import check_choice
-from ..threads import limit_blas_for, sample_system_size, sample_workers
+from ..threads import limit_blas_for, sample_system_size, sample_workers, single_blas_thread
 from . import stagewise
 from .core import Rows
 from .exact import check_coordinates, coordinates
 from .factor import CURVATURES
 from .spectral import check_damping, check_spectral
 from .state import State, prepare
-from .workers import map_chunks
+from .workers import map_chunks, pieces
 
 __all__ = ["per_sample_directions", "per_sample_eigenvalues"]
+
+FEWER = "use fewer samples per call (the samples are independent: split the batch)"
+"""What to do when a stacked call does not fit in memory."""
 
 
 @limit_blas_for(sample_system_size)
@@ -69,9 +72,9 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
         D = coordinates(state, Rows.of(net.sizes, ggn=True), 1).newton(lam, spectral)
     else:
         rows = Rows.of(net.sizes, ggn=curvature == "ggn")
-        check_coordinates(state, rows, 1, squares=4)  # every worker's eigendecomposition at once
-        D = _joined(state, map_chunks(state, lambda sub, _: coordinates(sub, rows, 1).newton(
-            lam, spectral), _workers(state)))
+        check_coordinates(state, rows, 1, squares=4, hint=FEWER)  # every worker's at once
+        D = _joined(state, _dense_chunks(state, lambda sub, _: coordinates(sub, rows, 1).newton(
+            lam, spectral)))
     return D, state.xp.mean(D, axis=0)
 
 
@@ -79,14 +82,23 @@ def _workers(state: State, sweeps: bool = False) -> int:
     """Worker threads of a stacked call on ``state`` (`esso_ref.threads.sample_workers`).
 
     The work of a sample: its r x r factorisation of eq. (42), or with ``sweeps`` its sweeps of
-    eq. (47) (`stagewise.sweep_work`, from `stagewise.PARALLEL_SWEEPS` on).
+    eq. (47) (`stagewise.sweep_work`, from `stagewise.PARALLEL_SWEEPS` on). One worker unless
+    the call's BLAS limit took effect: threadpoolctl lets only one Python thread set OpenBLAS's
+    process-wide thread count, and in any other thread BLAS keeps its threads.
     """
-    if not array_api_compat.is_numpy_namespace(state.xp):
-        return 1
+    if not array_api_compat.is_numpy_namespace(state.xp) or not single_blas_thread():
+        return 1  # (BLAS keeps its threads in a thread threadpoolctl does not let control it)
     if sweeps:
         return sample_workers(state.B, state.net.rank_bound,
                               stagewise.sweep_work(state.net.sizes), stagewise.PARALLEL_SWEEPS)
     return sample_workers(state.B, state.net.rank_bound)
+
+
+def _dense_chunks(state: State, fn) -> list:
+    """``fn`` over chunks of samples whose work is their r x r systems (eq. (42)), in order."""
+    workers = _workers(state)
+    count = pieces(state.B, float(state.net.rank_bound) ** 3, workers)
+    return map_chunks(state, fn, workers, count)
 
 
 def _joined(state: State, parts: list):
@@ -138,6 +150,5 @@ def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     check_choice("curvature", curvature, CURVATURES)
     state = prepare(net, theta, X, y)
     rows = Rows.of(net.sizes, ggn=curvature == "ggn")
-    check_coordinates(state, rows, 1, squares=1)  # every worker's copy for LAPACK at once
-    return _joined(state, map_chunks(state, lambda sub, _: coordinates(sub, rows, 1).eigvalsh(),
-                                     _workers(state)))
+    check_coordinates(state, rows, 1, squares=1, hint=FEWER)  # every worker's copy at once
+    return _joined(state, _dense_chunks(state, lambda sub, _: coordinates(sub, rows, 1).eigvalsh()))

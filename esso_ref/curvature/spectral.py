@@ -118,8 +118,8 @@ def adjust(spectral: str | Callable, mu):
     out = spectral(mu)
     if not array_api_compat.is_array_api_obj(out) or tuple(out.shape) != tuple(mu.shape):
         got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
-        raise ValueError(f"expected spectral(mu) to return an array of shape "
-                         f"{tuple(mu.shape)}, got {got}")
+        raise ValueError(f"expected spectral(mu) to return an array of mu's shape, "
+                         f"{tuple(mu.shape)} in this call (it acts entry by entry), got {got}")
     if not xp.isdtype(out.dtype, "real floating"):
         raise ValueError(f"expected spectral(mu) to return real floating values, got dtype "
                          f"{out.dtype}; return e.g. the absolute value of a complex result")

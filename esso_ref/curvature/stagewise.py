@@ -542,8 +542,9 @@ def check_memory(state) -> None:
     Each sample needs `sweep_entries` entries.
     """
     check_entries(state.B * sweep_entries(state.net.sizes), state.dtype,
-                  f"the per-sample directions ({state.B} x {state.net.num_params}) and their "
-                  "sweeps", "use fewer samples per call", state.xp)
+                  f"the sweeps of the per-sample directions ({state.B} x "
+                  f"{state.net.num_params})", "use fewer samples per call (the samples are "
+                  "independent: split the batch)", state.xp)
 
 
 def solve(state, lam: float, out=None) -> tuple[Any, list[int]]:

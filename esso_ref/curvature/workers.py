@@ -8,13 +8,14 @@ the GIL, so threads that each run one BLAS thread keep every core busy on its ow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..threads import worker_context
 from .state import State, subset_state
 
-__all__ = ["chunks", "map_chunks"]
+__all__ = ["PIECE_WORK", "chunks", "map_chunks", "pieces"]
 
 
 def chunks(batch: int, workers: int) -> list[slice]:
@@ -25,18 +26,33 @@ def chunks(batch: int, workers: int) -> list[slice]:
     return [slice(bounds[k], bounds[k + 1]) for k in range(workers)]
 
 
-def map_chunks(state: State, fn: Callable, workers: int) -> list:
-    """[fn(state of chunk k, slice k)] for the chunks of `chunks`, in order.
+PIECE_WORK = 5e8
+"""Multiply-adds of one chunk of samples at most (about a quarter of a second of LAPACK work
+here), so that Ctrl-C leaves little running: `pieces`."""
 
-    One worker calls ``fn(state, slice(0, B))`` directly. With more, every chunk runs in its
-    own thread, in a copy of the caller's context (`esso_ref.threads.worker_context`), on a
-    view of the batch's rows. The first chunk's exception (in order) is raised once all chunks
-    have finished; a KeyboardInterrupt is raised at once (the running chunks finish in the
-    background, their results dropped).
+
+def pieces(batch: int, work: float, workers: int) -> int:
+    """How many chunks ``workers`` threads share for ``batch`` samples of ``work`` each.
+
+    ``workers`` when that keeps every chunk below `PIECE_WORK`, else a multiple of it (at most
+    ``batch``): the chunks not started yet are dropped on Ctrl-C.
     """
-    parts = chunks(state.B, workers)
+    rounds = max(1, math.ceil(batch * float(work) / (workers * PIECE_WORK)))
+    return min(batch, workers * rounds)
+
+
+def map_chunks(state: State, fn: Callable, workers: int, count: int | None = None) -> list:
+    """[fn(state of chunk k, slice k)] for ``count`` chunks (`chunks`; default ``workers``).
+
+    One worker calls ``fn(state, slice(0, B))`` directly. With more, the chunks run in
+    ``workers`` threads, each chunk in a copy of the caller's context
+    (`esso_ref.threads.worker_context`), on a view of the batch's rows. The first chunk's
+    exception (in order) is raised once all chunks have finished; a KeyboardInterrupt is raised
+    at once (the chunks not started are dropped, the running ones finish in the background).
+    """
     if workers == 1:
-        return [fn(state, parts[0])]
+        return [fn(state, slice(0, state.B))]
+    parts = chunks(state.B, count or workers)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esso_ref")
     interrupted = False
     try:
