@@ -210,9 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``esso-ref`` console script; returns the exit status."""
-    args, unknown = build_parser().parse_known_args(argv)
-    if unknown:  # named by the command's parser: "esso-ref train: error: ..."
-        args._commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the parser they were given to: "esso-ref train: error: ..."
+        given = list(sys.argv[1:] if argv is None else argv)
+        before = given.index(args.command) if args.command in given else len(given)
+        owner = parser if unknown[0] in given[:before] else args._commands[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_command(args)
 
 

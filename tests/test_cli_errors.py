@@ -37,6 +37,8 @@ def test_an_unknown_option_is_named_by_its_command(command, capsys):
     line = one_line(err)
     assert code == 2 and line.startswith(f"esso-ref {command}: error: unrecognized arguments: "
                                          "--no-such-flag")
+    code, _, err = run(["--no-such-flag", command], capsys)  # given to esso-ref itself
+    assert code == 2 and one_line(err).startswith("esso-ref: error: unrecognized arguments: ")
 
 
 @pytest.mark.parametrize("argv, pattern", [

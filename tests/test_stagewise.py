@@ -121,6 +121,28 @@ def test_public_per_sample_directions_are_backward_stable(seed):
             assert float(cert.eta[i]) >= err - 4, (seed, lam, i, err, float(cert.eta[i]))
 
 
+@pytest.mark.parametrize("seed", [4, 8, 20, 92])
+def test_each_sample_keeps_the_step_at_which_it_was_accepted(monkeypatch, seed):
+    # with ACCEPT at the median of the first step's bounds, half the samples stop there and the
+    # others take a second step: each row must be that of its own stop, bit for bit
+    _, _, X, _, state = _state(seed)
+    lam = 1e-3
+    anc = stagewise.anchors(state)
+    first = stagewise.certify(state, lam, steps=1)
+    monkeypatch.setattr(stagewise, "ACCEPT", -1.0)  # every sample takes both steps
+    second = stagewise.certify(state, lam, steps=2)
+    median = float(np.median(first.eta))
+    monkeypatch.setattr(stagewise, "ACCEPT", median)
+    mixed = stagewise.certify(state, lam, steps=2)
+    stop = first.eta <= median
+    assert 0 < int(np.sum(stop)) < X.shape[0]
+    D1, D2, Dm = (stagewise.materialise(state, anc, c.d) for c in (first, second, mixed))
+    np.testing.assert_array_equal(Dm[stop], D1[stop])
+    np.testing.assert_array_equal(Dm[~stop], D2[~stop])
+    np.testing.assert_array_equal(mixed.eta[stop], first.eta[stop])
+    np.testing.assert_array_equal(mixed.eta[~stop], second.eta[~stop])
+
+
 def test_one_refinement_step_is_needed_and_enough():
     """The sweep alone loses digits at small damping; after refinement the error is eps-level."""
     worst_raw, worst = 0.0, 0.0

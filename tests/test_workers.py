@@ -89,32 +89,23 @@ def test_map_chunks_waits_for_every_chunk_before_raising():
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
-def test_map_chunks_lets_ctrl_c_through_at_once():
-    net, theta, X, y = _problem([3, 4, 2], 4, 0)
-    state, release = prepare(net, theta, X, y), threading.Event()
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C while waiting
-    start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        workers.map_chunks(state, lambda sub, part: release.wait(10), 2)
-    assert time.perf_counter() - start < 5  # the chunks still wait for the release
-    release.set()
-
-
-@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
-def test_ctrl_c_drops_the_chunks_not_started():
+def test_ctrl_c_drops_the_chunks_not_started_and_waits_for_the_running_ones():
     net, theta, X, y = _problem([3, 4, 2], 6, 0)
-    state, release, started = prepare(net, theta, X, y), threading.Event(), []
+    state, started, finished = prepare(net, theta, X, y), [], []
+    before = threading.active_count()
 
     def fn(sub, part):
-        started.append(part.start)
-        release.wait(10)
+        started.append(sub.B)
+        time.sleep(0.5)
+        finished.append(part.start)
 
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         workers.map_chunks(state, fn, 2, 6)
-    release.set()
-    time.sleep(0.3)
-    assert len(started) == 2  # the two running chunks; the four others never start
+    assert time.perf_counter() - start < 2  # two chunks of 0.5 s ran, four never started
+    assert started == [1, 1] and len(finished) == 2  # no chunk outlives the call
+    assert threading.active_count() == before
 
 
 @pytest.mark.parametrize("batch, work, count", [(128, 522.0 ** 3, 2), (128, 266.0 ** 3, 3),
@@ -123,7 +114,7 @@ def test_pieces_keep_every_chunk_small_and_shared_evenly(batch, work, count):
     k = workers.pieces(batch, work, count)
     sizes = [part.stop - part.start for part in workers.chunks(batch, k)]
     assert k == batch or k % count == 0
-    assert k == batch or max(sizes) * work <= 2 * workers.PIECE_WORK  # within a rounding
+    assert k == batch or max(sizes) * work <= workers.PIECE_WORK + work
     assert k == count or -(-batch // (k - count)) * work > workers.PIECE_WORK  # none needless
 
 
@@ -135,8 +126,13 @@ def test_workers_run_one_blas_thread_in_the_callers_context(monkeypatch):
         seen.append((threads.current_threads(), np.geterr()["over"],
                      threads.sample_workers(10**6, 10)))
 
-    with threadpool_limits(2), threads.blas_threads(1), np.errstate(over="raise"):
+    @threads.limit_blas_for(lambda: 10)  # as a public call: records the 2 threads it found
+    def call():
+        assert threads.sample_workers(10**6, 10) == 2
         workers.map_chunks(state, fn, 2)
+
+    with threadpool_limits(2), np.errstate(over="raise"):
+        call()
     assert seen == [(1, "raise", 1)] * 2  # and no worker spreads again
 
 
@@ -171,13 +167,22 @@ def test_plain_directions_weigh_their_sweeps_not_the_r_x_r_system(sizes, plain, 
         assert threads.sample_workers(128, r) == dense
 
 
+def test_sweeps_spread_from_their_own_threshold():
+    sizes = [20, 60, 60, 3]  # 64 samples: 5.2e7 multiply-adds of sweeps, below PARALLEL_WORK
+    work = 64 * stagewise.sweep_work(sizes)
+    assert stagewise.PARALLEL_SWEEPS <= work < threads.PARALLEL_WORK
+    with threadpool_limits(2):
+        assert threads.sample_workers(64, er.MLP(sizes).rank_bound, work / 64,
+                                      stagewise.PARALLEL_SWEEPS) == 2
+
+
 def test_the_public_call_spreads_over_the_threads_it_found(monkeypatch):
     net, theta, X, y = _problem([20, 60, 60, 3], 8, 1)  # B r^3 = 8 * 243^3 > PARALLEL_WORK
     assert X.shape[0] * net.rank_bound ** 3 >= threads.PARALLEL_WORK
     used, real = [], workers.map_chunks
 
     def spy(state, fn, count, *more):
-        used.append(count)
+        used.append((count, None, *more))
         return real(state, fn, count, *more)
 
     monkeypatch.setattr(per_sample, "map_chunks", spy)
@@ -186,7 +191,8 @@ def test_the_public_call_spreads_over_the_threads_it_found(monkeypatch):
         assert threads.current_threads() == 2  # restored after the call
     with threadpool_limits(1):
         D1, _ = er.per_sample_directions(net, theta, X, y, 0.1, "abs")
-    assert used == [2, 1]
+    assert used == [(2, None, workers.pieces(8, float(net.rank_bound) ** 3, 2))]  # one thread:
+    # no chunks at all
     assert np.max(np.abs(D2 - D1)) <= 64 * EPS * np.max(np.abs(D1))
 
 
@@ -309,19 +315,31 @@ def test_an_error_in_one_chunk_reaches_the_caller(spread, monkeypatch):
 
 def test_memory_check_counts_the_eigendecompositions_of_all_workers(spread, monkeypatch):
     # one sample's coordinates need 3 r^2 entries, its eigendecomposition 5 r^2 (S and four
-    # more): a limit between the two refuses spectral "abs" before any worker, not "none"
+    # more), its direction 2 P: a limit of 3.5 r^2 + 2 P a sample refuses spectral "abs" before
+    # any worker, and lets the spectra (3 r^2, the larger stage; the sum would be 4 r^2) run
     net, theta, X, y = _problem([10, 12, 12, 4], 40, 9)
     r = net.rank_bound
     started = []
     monkeypatch.setattr(per_sample, "map_chunks",
                         lambda *args: started.append(1) or [np.zeros((40, r))])
-    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(8 * 40 * 4 * r * r / 0.8))
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(8 * 40 * (3.5 * r * r + 2 * net.num_params)
+                                                  / 0.8))
     spread(2)
     with pytest.raises(InsufficientMemoryError, match="40 system"):
         er.per_sample_directions(net, theta, X, y, 0.5, "abs")
     assert not started
-    er.per_sample_eigenvalues(net, theta, X, y)  # two squares a sample: within the limit
+    er.per_sample_eigenvalues(net, theta, X, y)  # the larger stage is within the limit
     assert started
+
+
+def test_memory_check_counts_the_directions_of_a_wide_input(spread, monkeypatch):
+    net, theta, X, y = _problem([3072, 8, 3], 16, 10)  # P = 24,611 dwarfs r = 19
+    r, P = net.rank_bound, net.num_params
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(8 * 16 * (5 * r * r + P) / 0.8))
+    spread(2)
+    with pytest.raises(InsufficientMemoryError, match="split the batch"):
+        er.per_sample_directions(net, theta, X, y, 0.5, "abs")
+    er.per_sample_eigenvalues(net, theta, X, y)  # no P-sized results
 
 
 def test_memory_of_the_whole_batch_is_checked_before_any_worker(spread, monkeypatch):

@@ -206,20 +206,21 @@ def coordinates(state: State, rows: Rows, s: int) -> Coordinates:
                        state.net.num_params, work)
 
 
-def check_coordinates(state: State, rows: Rows, s: int, squares: int = 0,
+def check_coordinates(state: State, rows: Rows, s: int, squares: int = 0, extra: int = 0,
                       hint: str = _HINT) -> None:
     """Raise InsufficientMemoryError unless `coordinates` fits in the memory available.
 
     ``squares``: q x q arrays per group that the caller then needs besides S (its copy for
     LAPACK, eigenvectors, workspace), once the coordinates are freed. The larger of the two
     stages is checked: groups that run in chunks side by side, each chunk in either stage,
-    never need more in all (`esso_ref.curvature.workers`).
+    never need more in all (`esso_ref.curvature.workers`). ``extra``: entries per group held
+    throughout (the caller's results, such as P-sized directions).
     """
     B, r = state.B, rows.r
     q_E = basis_columns(state.net.sizes, state.net.bias, s, ggn=not rows.K)
     q = basis_size(state.net.sizes, state.net.bias, s, ggn=not rows.K)
     qr = 2 * s * r * q_E if q_E > s * r else 0  # the QR that compresses Y (Gauss-Newton)
-    numbers = max(2 * s * r * q_E + q * q + qr, (1 + squares) * q * q)
+    numbers = max(2 * s * r * q_E + q * q + qr, (1 + squares) * q * q) + extra
     check_entries((B // s) * numbers, state.dtype,
                   f"the exact curvature route ({B // s} system(s) of size {q}, "
                   f"{B // s} x {s * r} x {q_E} coordinates)", hint, state.xp)

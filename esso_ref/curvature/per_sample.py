@@ -16,19 +16,29 @@ from collections.abc import Callable
 import array_api_compat
 
 from .._checks import check_choice
-from ..threads import limit_blas_for, sample_system_size, sample_workers, single_blas_thread
+from ..threads import (
+    PARALLEL_WORK,
+    limit_blas_for,
+    sample_system_size,
+    sample_workers,
+    single_blas_thread,
+)
 from . import stagewise
 from .core import Rows
 from .exact import check_coordinates, coordinates
 from .factor import CURVATURES
 from .spectral import check_damping, check_spectral
 from .state import State, prepare
-from .workers import map_chunks, pieces
+from .workers import PIECE_WORK, map_chunks, pieces
 
 __all__ = ["per_sample_directions", "per_sample_eigenvalues"]
 
 FEWER = "use fewer samples per call (the samples are independent: split the batch)"
 """What to do when a stacked call does not fit in memory."""
+
+SWEEP_PIECE = PIECE_WORK * stagewise.PARALLEL_SWEEPS / PARALLEL_WORK
+"""The most multiply-adds of sweeps in one chunk: as long as `PIECE_WORK` of r x r routes (the
+sweeps' small stacked products run slower per multiply-add, in the ratio of the thresholds)."""
 
 
 @limit_blas_for(sample_system_size)
@@ -72,9 +82,10 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
         D = coordinates(state, Rows.of(net.sizes, ggn=True), 1).newton(lam, spectral)
     else:
         rows = Rows.of(net.sizes, ggn=curvature == "ggn")
-        check_coordinates(state, rows, 1, squares=4, hint=FEWER)  # every worker's at once
-        D = _joined(state, _dense_chunks(state, lambda sub, _: coordinates(sub, rows, 1).newton(
-            lam, spectral)))
+        P = net.num_params  # the directions, and a chunk's own before it is written in
+        check_coordinates(state, rows, 1, squares=4, extra=2 * P, hint=FEWER)
+        D = _directions_by_chunks(state, lambda sub: coordinates(sub, rows, 1).newton(
+            lam, spectral))
     return D, state.xp.mean(D, axis=0)
 
 
@@ -101,6 +112,19 @@ def _dense_chunks(state: State, fn) -> list:
     return map_chunks(state, fn, workers, count)
 
 
+def _directions_by_chunks(state: State, solve):
+    """The (B, P) directions, each chunk's ``solve(state of the chunk)`` written into its rows."""
+    if _workers(state) == 1:
+        return solve(state)
+    D = state.zeros((state.B, state.net.num_params))
+
+    def chunk(sub, part):
+        D[part, :] = solve(sub)
+
+    _dense_chunks(state, chunk)
+    return D
+
+
 def _joined(state: State, parts: list):
     """The chunks' (B_k, ...) results, stacked along the samples."""
     return parts[0] if len(parts) == 1 else state.xp.concat(parts, axis=0)
@@ -116,10 +140,12 @@ def _plain_directions(state: State, lam: float):
         return stagewise.directions(state, lam)
     stagewise.check_memory(state)
     D = state.zeros((state.B, state.net.num_params))
+
     def chunk(sub, part):
         return [part.start + i for i in stagewise.solve(sub, lam, D[part, :])[1]]
 
-    ascending = [i for bad in map_chunks(state, chunk, workers) for i in bad]
+    count = pieces(state.B, stagewise.sweep_work(state.net.sizes), workers, SWEEP_PIECE)
+    ascending = [i for bad in map_chunks(state, chunk, workers, count) for i in bad]
     if ascending:
         stagewise.warn_ascending(state, ascending, lam)
     return D

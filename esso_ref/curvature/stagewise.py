@@ -410,8 +410,9 @@ def certify(state, lam: float, steps: int = STEPS) -> Certified:
 
     which is at least the normwise backward error of d up to the rounding of the computed
     residual, is at most ACCEPT eps (at most ``steps`` steps; one suffices on almost every case
-    of the property set). Each sample stops at its own step, so its direction does not depend
-    on the other samples of the call.
+    of the property set). Each sample stops at its own step, so the steps it takes do not
+    depend on the other samples of the call (the rounding of the stacked products may, in the
+    last digits).
 
     Raises:
         LinAlgError: a pivot of the sweep is singular to working precision.

@@ -31,13 +31,14 @@ PIECE_WORK = 5e8
 here), so that Ctrl-C leaves little running: `pieces`."""
 
 
-def pieces(batch: int, work: float, workers: int) -> int:
+def pieces(batch: int, work: float, workers: int, cap: float = PIECE_WORK) -> int:
     """How many chunks ``workers`` threads share for ``batch`` samples of ``work`` each.
 
-    ``workers`` when that keeps every chunk below `PIECE_WORK`, else a multiple of it (at most
-    ``batch``): the chunks not started yet are dropped on Ctrl-C.
+    ``workers`` when that keeps every chunk below ``cap`` multiply-adds, else a multiple of it
+    (at most ``batch``): on Ctrl-C the chunks not started are dropped and the running ones are
+    short.
     """
-    rounds = max(1, math.ceil(batch * float(work) / (workers * PIECE_WORK)))
+    rounds = max(1, math.ceil(batch * float(work) / (workers * cap)))
     return min(batch, workers * rounds)
 
 
@@ -47,8 +48,9 @@ def map_chunks(state: State, fn: Callable, workers: int, count: int | None = Non
     One worker calls ``fn(state, slice(0, B))`` directly. With more, the chunks run in
     ``workers`` threads, each chunk in a copy of the caller's context
     (`esso_ref.threads.worker_context`), on a view of the batch's rows. The first chunk's
-    exception (in order) is raised once all chunks have finished; a KeyboardInterrupt is raised
-    at once (the chunks not started are dropped, the running ones finish in the background).
+    exception (in order) is raised once all chunks have finished. On a KeyboardInterrupt the
+    chunks not started are dropped and the running ones (short: `pieces`) finish before it is
+    raised, still under the caller's BLAS limit, so that no thread outlives the call.
     """
     if workers == 1:
         return [fn(state, slice(0, state.B))]
@@ -64,4 +66,4 @@ def map_chunks(state: State, fn: Callable, workers: int, count: int | None = Non
         interrupted = True
         raise
     finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+        pool.shutdown(wait=True, cancel_futures=interrupted)
