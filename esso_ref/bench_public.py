@@ -32,8 +32,8 @@ from .curvature import (
 )
 from .curvature.core import Rows
 from .curvature.exact import coordinates
+from .curvature.per_sample import chunk_plan
 from .curvature.spectral import NotDescentWarning
-from .curvature.stagewise import PARALLEL_SWEEPS, sweep_work
 from .curvature.state import prepare
 from .curvature.workers import chunks, map_chunks
 from .mlp import MLP
@@ -42,7 +42,6 @@ from .threads import (
     blas_threads,
     limit_blas_for,
     sample_system_size,
-    sample_workers,
     threads_for,
 )
 
@@ -131,9 +130,8 @@ def _per_sample_row(net: MLP, B: int, repeats: int, budget: float) -> dict:
     one-sample calls takes.
     """
     theta, X, y = random_problem(net, B, 1)
-    dense = sample_workers(B, net.rank_bound)  # r x r factorisations (eq. (42))
-    workers = {"none": sample_workers(B, net.rank_bound, sweep_work(net.sizes), PARALLEL_SWEEPS),
-               "abs": dense}
+    dense = chunk_plan(net, B)[0]  # r x r factorisations (eq. (42))
+    workers = {"none": chunk_plan(net, B, sweeps=True)[0], "abs": dense}
     grad = _time(lambda: net.per_sample_gradients(theta, X, y), repeats, budget)
     floor = _floors(net.rank_bound, B, repeats, budget,
                     {"solve": workers["none"], "eigh": dense, "eigvalsh": dense})
@@ -173,7 +171,7 @@ def _basis_directions(net: MLP, theta, X, y):
     """
     state = prepare(net, theta, X, y)
     parts = map_chunks(state, lambda sub, _: coordinates(sub, Rows.of(net.sizes), 1).newton(
-        STACKED_DAMPING, "none", descent=False), sample_workers(state.B, net.rank_bound))
+        STACKED_DAMPING, "none", descent=False), *chunk_plan(net, state.B))
     return np.concatenate(parts, axis=0)
 
 

@@ -100,11 +100,9 @@ def test_ctrl_c_drops_the_chunks_not_started_and_waits_for_the_running_ones():
         finished.append(part.start)
 
     threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
-    start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         workers.map_chunks(state, fn, 2, 6)
-    assert time.perf_counter() - start < 2  # two chunks of 0.5 s ran, four never started
-    assert started == [1, 1] and len(finished) == 2  # no chunk outlives the call
+    assert started == [1, 1] and len(finished) == 2  # two ran to their end, four never started
     assert threading.active_count() == before
 
 

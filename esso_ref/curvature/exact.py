@@ -39,7 +39,10 @@ from .spectral import (
 )
 from .state import State
 
-__all__ = ["Coordinates", "check_coordinates", "coordinates", "warn_not_descent"]
+__all__ = ["FEWER_SAMPLES", "Coordinates", "check_coordinates", "coordinates", "warn_not_descent"]
+
+FEWER_SAMPLES = "use fewer samples per call (the samples are independent: split the batch)"
+"""What to do when a stacked per-sample call does not fit in memory."""
 
 _HINT = ("use fewer samples per call (per-sample routes or a smaller batch), "
          "method='layerwise', or Lanczos on er.as_linear_operator")

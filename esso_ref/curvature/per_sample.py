@@ -25,16 +25,13 @@ from ..threads import (
 )
 from . import stagewise
 from .core import Rows
-from .exact import check_coordinates, coordinates
+from .exact import FEWER_SAMPLES, check_coordinates, coordinates
 from .factor import CURVATURES
 from .spectral import check_damping, check_spectral
 from .state import State, prepare
 from .workers import PIECE_WORK, map_chunks, pieces
 
-__all__ = ["per_sample_directions", "per_sample_eigenvalues"]
-
-FEWER = "use fewer samples per call (the samples are independent: split the batch)"
-"""What to do when a stacked call does not fit in memory."""
+__all__ = ["chunk_plan", "per_sample_directions", "per_sample_eigenvalues"]
 
 SWEEP_PIECE = PIECE_WORK * stagewise.PARALLEL_SWEEPS / PARALLEL_WORK
 """The most multiply-adds of sweeps in one chunk: as long as `PIECE_WORK` of r x r routes (the
@@ -83,46 +80,59 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     else:
         rows = Rows.of(net.sizes, ggn=curvature == "ggn")
         P = net.num_params  # the directions, and a chunk's own before it is written in
-        check_coordinates(state, rows, 1, squares=4, extra=2 * P, hint=FEWER)
-        D = _directions_by_chunks(state, lambda sub: coordinates(sub, rows, 1).newton(
-            lam, spectral))
+        check_coordinates(state, rows, 1, squares=4, extra=2 * P, hint=FEWER_SAMPLES)
+        D = _dense_directions(state, lambda sub: coordinates(sub, rows, 1).newton(lam, spectral))
     return D, state.xp.mean(D, axis=0)
 
 
-def _workers(state: State, sweeps: bool = False) -> int:
-    """Worker threads of a stacked call on ``state`` (`esso_ref.threads.sample_workers`).
+def chunk_plan(net, batch: int, sweeps: bool = False) -> tuple[int, int]:
+    """(workers, chunks) of a stacked call of ``batch`` samples on ``net`` (NumPy, BLAS limited).
 
-    The work of a sample: its r x r factorisation of eq. (42), or with ``sweeps`` its sweeps of
-    eq. (47) (`stagewise.sweep_work`, from `stagewise.PARALLEL_SWEEPS` on). One worker unless
-    the call's BLAS limit took effect: threadpoolctl lets only one Python thread set OpenBLAS's
-    process-wide thread count, and in any other thread BLAS keeps its threads.
+    The work of a sample: its r x r factorisation of eq. (42) (threads from
+    `esso_ref.threads.PARALLEL_WORK`, chunks of at most `workers.PIECE_WORK`), or with
+    ``sweeps`` its sweeps of eq. (47) (`stagewise.sweep_work`, from `stagewise.PARALLEL_SWEEPS`,
+    chunks of at most `SWEEP_PIECE`).
+    """
+    r = net.rank_bound
+    if sweeps:
+        work, least, cap = stagewise.sweep_work(net.sizes), stagewise.PARALLEL_SWEEPS, SWEEP_PIECE
+    else:
+        work, least, cap = float(r) ** 3, PARALLEL_WORK, PIECE_WORK
+    workers = sample_workers(batch, r, work, least)
+    return (1, 1) if workers == 1 else (workers, pieces(batch, work, workers, cap))
+
+
+def _plan(state: State, sweeps: bool = False) -> tuple[int, int]:
+    """`chunk_plan` of the call on ``state``, or one worker.
+
+    One worker off NumPy, and where the call's BLAS limit did not take effect (threadpoolctl
+    lets only one Python thread set OpenBLAS's process-wide thread count; in any other thread
+    BLAS keeps its threads).
     """
     if not array_api_compat.is_numpy_namespace(state.xp) or not single_blas_thread():
-        return 1  # (BLAS keeps its threads in a thread threadpoolctl does not let control it)
-    if sweeps:
-        return sample_workers(state.B, state.net.rank_bound,
-                              stagewise.sweep_work(state.net.sizes), stagewise.PARALLEL_SWEEPS)
-    return sample_workers(state.B, state.net.rank_bound)
+        return 1, 1
+    return chunk_plan(state.net, state.B, sweeps)
 
 
-def _dense_chunks(state: State, fn) -> list:
-    """``fn`` over chunks of samples whose work is their r x r systems (eq. (42)), in order."""
-    workers = _workers(state)
-    count = pieces(state.B, float(state.net.rank_bound) ** 3, workers)
-    return map_chunks(state, fn, workers, count)
+def _rows_by_chunks(state: State, plan: tuple[int, int], solve: Callable) -> tuple:
+    """(D, returns): one (B, P) array whose rows the chunks of ``plan`` write, and their returns.
 
-
-def _directions_by_chunks(state: State, solve):
-    """The (B, P) directions, each chunk's ``solve(state of the chunk)`` written into its rows."""
-    if _workers(state) == 1:
-        return solve(state)
+    Each chunk calls ``solve(sub, part, out)`` with ``out`` its rows of D; returns in order.
+    """
     D = state.zeros((state.B, state.net.num_params))
+    return D, map_chunks(state, lambda sub, part: solve(sub, part, D[part, :]), *plan)
 
-    def chunk(sub, part):
-        D[part, :] = solve(sub)
 
-    _dense_chunks(state, chunk)
-    return D
+def _dense_directions(state: State, solve: Callable):
+    """The (B, P) directions of the r x r routes, ``solve(state of a chunk)`` for each chunk."""
+    plan = _plan(state)
+    if plan[0] == 1:
+        return solve(state)
+
+    def chunk(sub, part, out):
+        out[...] = solve(sub)
+
+    return _rows_by_chunks(state, plan, chunk)[0]
 
 
 def _joined(state: State, parts: list):
@@ -135,17 +145,13 @@ def _plain_directions(state: State, lam: float):
 
     The workers write into one (B, P) array; one NotDescentWarning counts all of them.
     """
-    workers = _workers(state, sweeps=True)
-    if workers == 1:
+    plan = _plan(state, sweeps=True)
+    if plan[0] == 1:
         return stagewise.directions(state, lam)
     stagewise.check_memory(state)
-    D = state.zeros((state.B, state.net.num_params))
-
-    def chunk(sub, part):
-        return [part.start + i for i in stagewise.solve(sub, lam, D[part, :])[1]]
-
-    count = pieces(state.B, stagewise.sweep_work(state.net.sizes), workers, SWEEP_PIECE)
-    ascending = [i for bad in map_chunks(state, chunk, workers, count) for i in bad]
+    D, ascending = _rows_by_chunks(state, plan, lambda sub, part, out: [
+        part.start + i for i in stagewise.solve(sub, lam, out)[1]])
+    ascending = [i for chunk in ascending for i in chunk]
     if ascending:
         stagewise.warn_ascending(state, ascending, lam)
     return D
@@ -176,5 +182,6 @@ def per_sample_eigenvalues(net, theta, X, y, curvature: str = "hessian"):
     check_choice("curvature", curvature, CURVATURES)
     state = prepare(net, theta, X, y)
     rows = Rows.of(net.sizes, ggn=curvature == "ggn")
-    check_coordinates(state, rows, 1, squares=1, hint=FEWER)  # every worker's copy at once
-    return _joined(state, _dense_chunks(state, lambda sub, _: coordinates(sub, rows, 1).eigvalsh()))
+    check_coordinates(state, rows, 1, squares=1, hint=FEWER_SAMPLES)  # every worker's copy at once
+    return _joined(state, map_chunks(state, lambda sub, _: coordinates(sub, rows, 1).eigvalsh(),
+                                     *_plan(state)))

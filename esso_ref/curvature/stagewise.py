@@ -27,7 +27,7 @@ from ..backend import quiet_float_errors, to_host, xp_of
 from . import linalg
 from .basis import basis_size
 from .core import Rows
-from .exact import coordinates, warn_not_descent
+from .exact import FEWER_SAMPLES, coordinates, warn_not_descent
 from .spectral import singular_mask
 from .state import subset_state
 
@@ -544,8 +544,7 @@ def check_memory(state) -> None:
     """
     check_entries(state.B * sweep_entries(state.net.sizes), state.dtype,
                   f"the sweeps of the per-sample directions ({state.B} x "
-                  f"{state.net.num_params})", "use fewer samples per call (the samples are "
-                  "independent: split the batch)", state.xp)
+                  f"{state.net.num_params})", FEWER_SAMPLES, state.xp)
 
 
 def solve(state, lam: float, out=None) -> tuple[Any, list[int]]:

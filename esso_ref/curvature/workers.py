@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from ..threads import worker_context
 from .state import State, subset_state
@@ -60,8 +60,7 @@ def map_chunks(state: State, fn: Callable, workers: int, count: int | None = Non
     try:
         futures = [pool.submit(worker_context().run, fn, subset_state(state, part), part)
                    for part in parts]
-        wait(futures)
-        return [future.result() for future in futures]
+        return [future.result() for future in futures]  # the pool is joined in any case
     except KeyboardInterrupt:
         interrupted = True
         raise
