@@ -38,7 +38,7 @@ def test_reflector_is_an_orthonormal_basis_whose_first_column_spans_v(name):
 @pytest.mark.parametrize("name", sorted(VECTORS))
 def test_unit_vector_spans_v_and_is_e1_for_zero(name):
     v = np.array([VECTORS[name]])
-    u = _unit(XP, v.copy())[0, :, 0]
+    u = _unit(XP, v.copy())[0]
     assert abs(np.linalg.norm(u) - 1.0) <= 4 * EPS
     if not np.any(v):
         np.testing.assert_array_equal(u, np.eye(4)[0])
@@ -53,3 +53,52 @@ def test_inputs_are_not_modified():
     _reflector_basis(XP, v, np.eye(4))
     _unit(XP, v)
     np.testing.assert_array_equal(v, before)
+
+
+def _edge_problems():
+    """(name, net, theta, X, y): one-sample coordinates' edge cases (seeded)."""
+    import esso_ref as er
+    from esso_ref.problems import random_problem
+
+    out = []
+    for name, sizes, kw in [("generic", [4, 3, 3, 2], {}), ("width 1", [3, 1, 1, 2], {}),
+                            ("output 1", [3, 4, 1], {"loss": "mse"}), ("depth 1", [5, 3], {}),
+                            ("no bias", [4, 3, 3, 2], {"bias": False}),
+                            ("relu", [4, 5, 5, 3], {"activation": "relu"})]:
+        net = er.MLP(sizes, **kw)
+        theta, X, y = random_problem(net, 3, 7)
+        out.append((name, net, theta, X, y))
+    net = er.MLP([4, 3, 3, 2], bias=False)
+    theta, X, y = random_problem(net, 3, 1)
+    X[1] = 0.0  # a zero input: â_0 = e_1 by convention
+    out.append(("zero input", net, theta, X, y))
+    net = er.MLP([4, 3, 3, 2], loss="mse")
+    theta, X, y = random_problem(net, 3, 2)
+    y[2] = net.predict(theta, X)[2]  # zero gradient: every delta of sample 2 is 0
+    out.append(("zero gradient", net, theta, X, y))
+    net = er.MLP([4, 3, 3, 2])
+    theta, X, y = random_problem(net, 3, 3)
+    out.append(("huge input", net, theta, X * 1e170, y))
+    return out
+
+
+@pytest.mark.parametrize("curvature", ["hessian", "ggn"])
+@pytest.mark.parametrize("case", _edge_problems(), ids=lambda c: c[0])
+def test_one_sample_coordinates_reproduce_every_row_of_A_in_an_orthonormal_basis(case, curvature):
+    # E_i Y_i^T = A_i^T for each sample on its own (s = 1), E_i^T E_i = I, eqs. (40)-(41)
+    from esso_ref.curvature.basis import build_basis
+    from esso_ref.curvature.factor import HessianFactor
+    from esso_ref.curvature.state import prepare
+
+    _, net, theta, X, y = case
+    state = prepare(net, theta, X, y)
+    factor = HessianFactor(state, curvature)
+    A = np.reshape(factor.materialize_A(), (X.shape[0], factor.rows.r, -1))
+    basis = build_basis(state, factor.rows, 1)
+    q = basis.size
+    E = basis.expand(np.broadcast_to(np.eye(q), (X.shape[0], q, q)))  # rows of E_i^T
+    for i in range(X.shape[0]):
+        assert np.abs(E[i] @ E[i].T - np.eye(q)).max() <= 20 * EPS
+        scale = max(np.abs(A[i]).max(), np.finfo(float).tiny)
+        rebuilt = basis.Yt[i] @ E[i]
+        assert np.abs(rebuilt - A[i]).max() <= 20 * EPS * scale

@@ -93,15 +93,21 @@ def test_ctrl_c_drops_the_chunks_not_started_and_waits_for_the_running_ones():
     net, theta, X, y = _problem([3, 4, 2], 6, 0)
     state, started, finished = prepare(net, theta, X, y), [], []
     before = threading.active_count()
+    both = threading.Barrier(2)
 
     def fn(sub, part):
         started.append(sub.B)
-        time.sleep(0.5)
+        if both.wait() == 0:  # both workers run: one of them presses Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
         finished.append(part.start)
 
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        workers.map_chunks(state, fn, 2, 6)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            workers.map_chunks(state, fn, 2, 6)
+    finally:
+        signal.signal(signal.SIGINT, handler)
     assert started == [1, 1] and len(finished) == 2  # two ran to their end, four never started
     assert threading.active_count() == before
 

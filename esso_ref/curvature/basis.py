@@ -106,7 +106,7 @@ class Basis:
             if E.Q_delta is not None:
                 k_d, k_n = E.Q_delta.shape[-1], E.N.shape[-1]
                 c = xp.reshape(y[..., bottom], (*y.shape[:2], k_d, k_n))
-                X = X + E.Q_delta[:, None, :, :] @ c @ xp.matrix_transpose(E.N)[:, None, :, :]
+                X = X + E.Q_delta[:, None, :, :] @ (c @ xp.matrix_transpose(E.N)[:, None, :, :])
             b = X[..., n_prev] if self.state.net.bias else None
             out.append((X[..., :n_prev], b))
         return flatten(out)
@@ -125,39 +125,64 @@ def _scaled(xp, v):
 
 
 def _unit(xp, v):
-    """The unit vector v / |v| as (G, n, 1) for v (G, n); e_1 where v = 0 (spans v)."""
+    """The unit vectors v / |v| of the rows of v (..., n); e_1 where v = 0 (e_1 spans v)."""
     w = _scaled(xp, v)
     norm = xp.sqrt(xp.sum(w * w, axis=-1, keepdims=True))
-    u = w / xp.where(norm > 0, norm, 1.0)
-    u[:, 0] = xp.where(norm[:, 0] > 0, u[:, 0], 1.0)
-    return u[..., None]
+    u = w / xp.where(norm > 0, norm, xp.ones_like(norm))
+    u[..., 0] = xp.where(norm[..., 0] > 0, u[..., 0], xp.ones_like(u[..., 0]))
+    return u
+
+
+def _complement(xp, u, eye):
+    """N for unit rows u (G, n): the last n - 1 columns of the reflector I - w w^T / (1 + |u_1|).
+
+    w = u + sign(u_1) e_1 (what a complete QR of an n x 1 matrix computes, in closed form):
+    w^T w = 2 (1 + |u_1|) >= 2, so nothing under- or overflows, and the reflector's first
+    column is -sign(u_1) u: N is an orthonormal basis of the complement of u. ``eye``: I_n.
+    """
+    first = u[:, 0]
+    w = xp.concat([xp.where(first >= 0, first + 1.0, first - 1.0)[:, None], u[:, 1:]], axis=1)
+    coef = 1.0 / (1.0 + xp.abs(first))
+    return eye[:, 1:] - (coef[:, None] * w)[:, :, None] * w[:, None, 1:]
 
 
 def _reflector_basis(xp, v, eye):
-    """(q, N) for v (G, n): I - 2 w w^T / w^T w with w = v + sign(v_1) |v| e_1, split.
+    """(q, N) for v (G, n): q = v / |v| (e_1 for v = 0) as (G, n, 1), N its complement."""
+    u = _unit(xp, v)
+    return u[..., None], _complement(xp, u, eye)
 
-    The Householder reflector of one column (what a complete QR of an n x 1 matrix computes),
-    in closed form: its first column spans v, the others are N. v is first divided by its
-    largest entry, so w^T w >= 1 cannot underflow; v = 0 gives I. ``eye``: I_n.
+
+def _sample_layers(state: State, rows) -> list:
+    """E_m of eq. (40) for every sample on its own (s = 1), eqs. (40)-(41) in closed form.
+
+    Q_a = â_{m-1} and Q_delta = delta_m / |delta_m|: all these unit vectors come from one
+    stacked normalisation of the zero-padded vectors (their padding stays zero), and N is the
+    complement of â_{m-1} from its reflector.
     """
-    w = _scaled(xp, v)
-    norm = xp.sqrt(xp.sum(w * w, axis=-1))
-    w[:, 0] += xp.where(w[:, 0] >= 0, norm, -norm)
-    beta = xp.sum(w * w, axis=-1)
-    coef = xp.where(beta > 0, 2.0 / xp.where(beta > 0, beta, 1.0), 0.0)
-    Q = eye - coef[:, None, None] * (w[:, :, None] * w[:, None, :])
-    return Q[..., :1], Q[..., 1:]
+    xp, L, B = state.xp, state.L, state.B
+    vectors = ([state.a_tilde(m - 1) for m in range(1, L + 1)]
+               + [state.bwd.delta[m] for m in rows.K])
+    V = state.zeros((len(vectors), B, max(int(v.shape[1]) for v in vectors)))
+    for k, v in enumerate(vectors):
+        V[k, :, :v.shape[1]] = v
+    U = _unit(xp, V)
+    layers = [None]
+    for m in range(1, L + 1):
+        n_t = int(vectors[m - 1].shape[1])
+        a_hat = U[m - 1, :, :n_t]
+        if m not in rows.K:
+            layers.append(LayerBasis(a_hat[..., None], None, None))
+            continue
+        k = L + list(rows.K).index(m)
+        N = _complement(xp, a_hat, state.eye(n_t))
+        layers.append(LayerBasis(a_hat[..., None], N, U[k, :, :state.net.sizes[m], None]))
+    return layers
 
 
 def _layer_basis(state: State, m: int, s: int, with_k: bool) -> LayerBasis:
-    """E_m of eq. (40) for groups of s consecutive samples (s = 1: in closed form)."""
+    """E_m of eq. (40) for groups of s > 1 consecutive samples (Householder QR)."""
     xp, B = state.xp, state.B
     a_t = state.a_tilde(m - 1)
-    if s == 1:
-        if not with_k:
-            return LayerBasis(_unit(xp, a_t), None, None)
-        Q_a, N = _reflector_basis(xp, a_t, state.eye(a_t.shape[1]))
-        return LayerBasis(Q_a, N, _unit(xp, state.bwd.delta[m]))
     n_t = a_t.shape[1]
     A_g = xp.matrix_transpose(xp.reshape(a_t, (B // s, s, n_t)))
     if not with_k:
@@ -202,10 +227,44 @@ def _layer_columns(state: State, rows, m: int, E: LayerBasis, s: int, Yt, span) 
         e[:, None, :, None] * N[:, :n_prev, None, :], (B, n_prev, bottom.stop - bottom.start))
 
 
+def _sample_columns(state: State, rows, layers: list, spans: list, Yt) -> None:
+    """Every sample's own coordinates Yt (B, r, q) for s = 1, eq. (41), layer after layer.
+
+    With k_a = 1, Q_a = â and c_m = ã_{m-1} . â_{m-1} = rho_{m-1}, the J_l rows are
+    [rho_0 T_{l<-1}, ..., rho_{l-1} I] on the first parts of layers 1..l, and
+    T_{l<-m} = W_l D_{l-1} T_{l-1<-m} (eq. (20)) gives them from the J_{l-1} rows with one
+    product a layer. The K_m rows are â_{m-1} (x) delta_m and |delta_m| N on layer m's parts.
+    """
+    xp, B, sizes = state.xp, state.B, state.net.sizes
+    J_prev = None
+    for m in range(1, state.L + 1):
+        E, (top, bottom) = layers[m], spans[m]
+        n_m, n_prev = sizes[m], sizes[m - 1]
+        a_hat = E.Q_a[..., 0]
+        rho = xp.vecdot(state.a_tilde(m - 1), a_hat)
+        J = Yt[:, rows.J[m], :] if m in rows.J else state.zeros((B, n_m, top.stop))
+        if J_prev is not None:
+            before = slice(0, top.start)
+            J[:, :, before] = state.W[m] @ (state.fwd.dphi[m - 1][:, :, None]
+                                            * J_prev[:, :, before])
+        J[:, :, top] = rho[:, None, None] * state.eye(n_m)
+        J_prev = J
+        if E.Q_delta is None:
+            continue
+        delta = state.bwd.delta[m]
+        Yt[:, rows.K[m], top] = a_hat[:, :n_prev, None] * delta[:, None, :]
+        e = xp.vecdot(delta, E.Q_delta[..., 0])
+        Yt[:, rows.K[m], bottom] = e[:, None, None] * E.N[:, :n_prev, :]
+
+
 def build_basis(state: State, rows, s: int) -> Basis:
     """E and Yt of eqs. (40)-(41) for groups of s consecutive samples (s = B or s = 1)."""
     xp, B, L, sizes = state.xp, state.B, state.L, state.net.sizes
-    layers = [None] + [_layer_basis(state, m, s, with_k=m in rows.K) for m in range(1, L + 1)]
+    if s == 1:
+        layers = _sample_layers(state, rows)
+    else:
+        layers = [None] + [_layer_basis(state, m, s, with_k=m in rows.K)
+                           for m in range(1, L + 1)]
     tops = [sizes[m] * layers[m].top for m in range(1, L + 1)]
     q_top, start, spans = sum(tops), 0, [None]
     bottom = q_top
@@ -214,8 +273,11 @@ def build_basis(state: State, rows, s: int) -> Basis:
         spans.append((slice(start, start + tops[m - 1]), slice(bottom, bottom + width)))
         start, bottom = start + tops[m - 1], bottom + width
     Yt = state.zeros((B, rows.r, bottom))
-    for m in range(1, L + 1):
-        _layer_columns(state, rows, m, layers[m], s, Yt, spans[m])
+    if s == 1:
+        _sample_columns(state, rows, layers, spans, Yt)
+    else:
+        for m in range(1, L + 1):
+            _layer_columns(state, rows, m, layers[m], s, Yt, spans[m])
     Yt = xp.reshape(Yt, (B // s, s * rows.r, bottom))
     return Basis(state, layers, Yt, B // s, spans)
 
