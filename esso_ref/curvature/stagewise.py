@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
+
 from .._memory import check_entries
 from ..backend import quiet_float_errors, to_host, xp_of
 from . import linalg
@@ -213,11 +215,24 @@ def materialise(state, anc: Anchors, v: Form, out=None):
         start, mid, end = block.start, block.start + net.sizes[l] * n_in, block.stop
         left = xp.stack([v.alpha[l], state.bwd.delta[l]], axis=2)             # (B, n_l, 2)
         right = xp.stack([anc.ahat[l - 1][:, :n_in], v.tau[l][:, :n_in]], axis=1)
-        out[:, start:mid] = xp.reshape(left @ right, (state.B, -1))
+        _product_into(xp, left, right, out[:, start:mid])
         if net.bias:
             out[:, mid:end] = (left @ xp.stack([anc.ahat[l - 1][:, n_in], v.tau[l][:, n_in]],
                                                axis=1)[..., None])[..., 0]
     return out
+
+
+def _product_into(xp, left, right, target) -> None:
+    """Write the rows of left @ right ((B, n, k) @ (B, k, m)) into target (B, n m), once.
+
+    NumPy writes the product straight into ``target`` (a view of its rows): the (B, P)
+    directions are the largest array of the call, and a temporary would double its traffic.
+    """
+    if array_api_compat.is_numpy_namespace(xp):
+        shape = (left.shape[0], left.shape[1], right.shape[2])
+        xp.matmul(left, right, out=xp.reshape(target, shape, copy=False))
+    else:
+        target[...] = xp.reshape(left @ right, (left.shape[0], -1))
 
 
 @dataclass
