@@ -17,6 +17,7 @@ __all__ = [
     "check_batch",
     "check_choice",
     "check_finite",
+    "check_flag",
     "check_positive",
     "check_real_float",
     "check_sizes",
@@ -43,6 +44,13 @@ def lookup(kind: str, table: dict, name, cls):
     if name not in table:
         raise ValueError(f"expected {kind} in {sorted(table)}, got {name!r}")
     return table[name]
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (NumPy's included); TypeError otherwise."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool":
+        raise TypeError(f"expected {name} to be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:

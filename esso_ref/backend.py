@@ -85,7 +85,8 @@ def namespace(*arrays: Any, names: tuple[str, ...] | None = None) -> ModuleType:
         if x is None:
             continue
         if not array_api_compat.is_array_api_obj(x):
-            raise TypeError(f"expected {label} to be an array, got {type(x).__name__}")
+            raise TypeError(f"expected {label} to be an array, got {type(x).__name__} "
+                            "(convert it with numpy.asarray, or your array library's asarray)")
         found.append((label, xp_of(x)))
     if not found:
         raise TypeError("expected at least one array to take the namespace from, got none")

@@ -65,14 +65,15 @@ def _verify_checks(text: str):
 def _check_verify_memory(net, args) -> None:
     """Refuse, before any work, a verify run whose arrays would not fit in memory.
 
-    B per-sample P-vectors and activations, and the dense complex-step Hessian (P x P complex,
-    with copies) when P is within --max-dense-params.
+    B per-sample P-vectors and activations and, when P is within --max-dense-params, the dense
+    references: the complex-step Hessian (P x P complex, with copies), and the materialised
+    factors of the batch (C_B and G_B, B r x B r, and A_B, B r x P, with copies).
     """
     from ._memory import check_entries
     from .backend import get_namespace
 
-    P, xp = net.num_params, get_namespace(args.backend)
-    dense = 6 * P * P if P <= args.max_dense_params else 0
+    P, xp, n = net.num_params, get_namespace(args.backend), args.batch * net.rank_bound
+    dense = 6 * P * P + 4 * n * n + 2 * n * P if P <= args.max_dense_params else 0
     check_entries(4 * args.batch * (P + sum(net.sizes)) + 4 * P + dense, getattr(xp, args.dtype),
                   f"esso-ref verify on {net!r} with B = {args.batch}"
                   + (f" and the dense Hessian (P = {P})" if dense else ""),
@@ -99,21 +100,8 @@ def _run_verify(args) -> int:
     else:
         print(f"esso-ref verify: {net!r}, P = {net.num_params}, B = {args.batch}, "
               f"{args.dtype}, backend {args.backend}")
-        print(_verify_table(report))
+        print(report.table())
     return 0 if report.passed else 1
-
-
-def _verify_table(report) -> str:
-    """The report as an aligned table whose columns fit the longest name."""
-    rows = [{"check": c.name, "route": c.route_a, "reference": c.route_b,
-             "error": None if c.error is None else float(f"{c.error:.2e}"),
-             "tol (eps)": c.tol_eps,
-             "result": ("skip" if c.skipped else "ok" if c.passed else "FAIL")
-             + (f" ({c.note})" if c.skipped else "")} for c in report.checks]
-    n_fail = len(report.failed())
-    n_skip = sum(c.skipped for c in report.checks)
-    n_ok = len(report.checks) - n_fail - n_skip
-    return format_table(rows) + f"\n{n_ok} passed, {n_fail} failed, {n_skip} skipped"
 
 
 def _add_export(sub) -> None:
@@ -160,12 +148,13 @@ def _add_bench(sub) -> None:
 def _run_bench(args) -> int:
     import json
 
-    from ._files import check_output
     from .bench import format_table as bench_table
     from .bench import run_bench, targets
 
     if args.plot:
-        check_output(args.plot, "--plot")
+        from .plots import check_plot
+
+        check_plot(args.plot)
     if args.plot and args.public_only:
         raise ValueError("--plot needs the internal routes: drop --public-only")
     result = run_bench(args.sizes, quick=args.quick, repeats=args.repeats,
@@ -208,12 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TOP_OPTIONS = ("-h", "--help", "--version", "--debug")
+"""The options of esso-ref itself, given before the command."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``esso-ref`` console script; returns the exit status."""
     parser = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    first = next((i for i, a in enumerate(given) if not a.startswith("-")), len(given))
+    stray = [a for a in given[:first] if a.split("=")[0] not in _TOP_OPTIONS]
+    if stray:  # before the command: esso-ref's own options only
+        parser.error(f"unrecognized arguments: {' '.join(stray)} (a command's options go "
+                     f"after it: esso-ref COMMAND {stray[0]} ...)")
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the parser they were given to: "esso-ref train: error: ..."
-        given = list(sys.argv[1:] if argv is None else argv)
         before = given.index(args.command) if args.command in given else len(given)
         owner = parser if unknown[0] in given[:before] else args._commands[args.command]
         owner.error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli_common import add_parser
+from .cli_common import add_parser, count, positive_float
 
 __all__ = ["add_analysis_commands"]
 
@@ -32,24 +32,25 @@ def _add_analyze(sub) -> None:
                    help="digits, spirals, teacher, mnist or fashion_mnist")
     p.add_argument("--data-dir", default=None, help="folder of IDX files (mnist, fashion_mnist)")
     p.add_argument("--split", default="train", help="train or test")
-    p.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    p.add_argument("--limit", type=count(1), default=None, help="only the first N samples")
     p.add_argument("--out", required=True, help="the Zarr store to create or complete")
     p.add_argument("--sizes", type=_sizes, default=None, help="widths (default n_0,32,n_out)")
     p.add_argument("--activation", default="tanh", help="hidden activation")
     p.add_argument("--no-bias", action="store_true", help="a network without biases")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial theta")
+    p.add_argument("--seed", type=count(0), default=0, help="seed of the initial theta")
     p.add_argument("--checkpoint", default=None, help="take the net and theta from here")
     p.add_argument("--dtype", default="float64", help="float64 or float32")
     p.add_argument("--ggn", action="store_true", help="also the Gauss-Newton spectra")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=count(1), default=None,
                    help="also exact spectra of disjoint mini-batches of this size (B r <= P)")
-    p.add_argument("--chunk-size", type=int, default=None,
+    p.add_argument("--chunk-size", type=count(1), default=None,
                    help="samples per chunk, a multiple of 16 (256)")
     p.add_argument("--backend", default="numpy", help="numpy or cupy (inside each task)")
     p.add_argument("--scheduler", default="threads", help="threads, sync or processes")
-    p.add_argument("--workers", type=int, default=None, help="local threads / processes")
+    p.add_argument("--workers", type=count(1), default=None, help="local threads / processes")
     p.add_argument("--address", default=None, help="tcp://HOST:PORT of a dask scheduler")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to reach --address")
+    p.add_argument("--timeout", type=positive_float, default=10.0,
+                   help="seconds to reach --address")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store of another run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -116,11 +117,12 @@ def _table(summary: dict) -> str:
 
 
 def _run_summary(args) -> int:
-    from ._files import check_output
     from .analysis import summarize
 
     if args.plot:
-        check_output(args.plot, "--plot")  # a figure: the check of every --plot
+        from .plots import check_plot
+
+        check_plot(args.plot)
     summary = summarize(args.store)
     if args.plot:
         from .analysis.figure import plot_summary

@@ -13,13 +13,16 @@ import sys
 import traceback
 import warnings
 
+from ._table import format_table
+
 __all__ = ["EXIT_DIVERGED", "EXIT_INTERNAL", "EXIT_USAGE", "Parser", "add_parser", "count",
            "format_table", "positive_float", "run_command", "sizes", "sizes_list"]
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
 
-_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-"""-3, -0.5, -.5, -1e-3, -2.5E+4: what argparse reads as a value, not as an option."""
+_NEGATIVE_NUMBER = re.compile(r"^-((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|inf|infinity|nan)$",
+                              re.IGNORECASE)
+"""-3, -0.5, -.5, -1e-3, -2.5E+4, -inf, -nan: what argparse reads as a value, not as an option."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -111,29 +114,6 @@ def accuracy(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected an accuracy in (0, 1], got {text!r}")
     return value
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """An aligned text table: a header row, a rule, one line per row (numbers right-aligned)."""
-    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
-    numeric = [all(isinstance(row.get(c), (int, float)) or row.get(c) is None for row in rows)
-               for c in columns]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
-
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None):

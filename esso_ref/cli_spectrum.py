@@ -62,15 +62,18 @@ def spectrum_at_theta(args) -> int:
     i = args.sample
     spec = eigenvalues(net, theta, data.X_train[i], data.y_train[i:i + 1])
     mu = np.asarray(spec.values)
+    negative, zero, _ = spec.inertia()
     out = {"sizes": list(net.sizes), "P": net.num_params, "rank_bound": net.rank_bound,
            "num_zeros": spec.num_zeros, "min": float(mu.min()) if mu.size else 0.0,
-           "max": float(mu.max()) if mu.size else 0.0,
-           "negative": int(np.sum(mu < 0)), "eigenvalues": mu.tolist()}
+           "max": float(mu.max()) if mu.size else 0.0, "negative": negative,
+           "zero_to_rounding": zero - spec.num_zeros, "eigenvalues": mu.tolist()}
     if args.json:
         print(json.dumps(out))
     else:
+        rounding = (f", {out['zero_to_rounding']} zero to rounding"
+                    if out["zero_to_rounding"] else "")
         print(f"{net!r}: P = {net.num_params}, r = {net.rank_bound}; {mu.size} eigenvalues "
-              f"can be non-zero ({out['negative']} negative), {spec.num_zeros} are exactly 0")
+              f"can be non-zero ({negative} negative{rounding}), {spec.num_zeros} are exactly 0")
         print(f"min {out['min']:.6e}  max {out['max']:.6e}")
     if args.plot:
         from .plots import plot_spectrum

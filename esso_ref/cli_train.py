@@ -78,12 +78,25 @@ def _config(args, optimizer=None, seed=None, quiet=None):
         track_spectrum=getattr(args, "track_spectrum", False))
 
 
+def _check_options(args, optimizers: list[str]) -> None:
+    """Refuse options that none of the chosen optimizers uses, and outputs that go nowhere."""
+    if args.momentum and "sgd" not in optimizers:
+        raise ValueError(f"--momentum is sgd's option; got --optimizer {','.join(optimizers)}")
+    if args.adaptive and "esso" not in optimizers:
+        raise ValueError(f"--adaptive is esso's option; got --optimizer {','.join(optimizers)}")
+    if (getattr(args, "track_spectrum", False) and not args.log
+            and not getattr(args, "checkpoint", None)):
+        raise ValueError("--track-spectrum records the spectrum in the --log file (and in the "
+                         "--checkpoint's history); give --log FILE")
+
+
 def _run_train(args) -> int:
-    from ._files import check_output
+    from .plots import check_plot
     from .train import train
 
+    _check_options(args, [args.optimizer])
     if args.plot:
-        check_output(args.plot, "--plot")
+        check_plot(args.plot)
     result = train(_config(args))
     summary = result["summary"]
     if args.json:
@@ -134,6 +147,7 @@ def _run_compare(args) -> int:
     from .compare import compare
 
     configs, names = {}, _optimizer_names(args.optimizers)
+    _check_options(args, names)
     for name in names:
         label = args.label or name
         if args.label and len(names) > 1:
@@ -179,9 +193,9 @@ def add_spectrum(sub) -> None:
 
 
 def _run_spectrum(args) -> int:
-    from ._files import check_output
     from .cli_spectrum import spectrum_at_theta, spectrum_log
+    from .plots import check_plot
 
     if args.plot:
-        check_output(args.plot, "--plot")
+        check_plot(args.plot)
     return spectrum_log(args) if args.log else spectrum_at_theta(args)

@@ -116,7 +116,8 @@ def read_idx(path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: wrong magic number, unknown data type, or a truncated file.
+        ValueError: wrong magic number, unknown data type, a truncated file, or a non-finite
+            value in a float file.
     """
     path = Path(path)
     if not path.is_file():
@@ -138,7 +139,12 @@ def read_idx(path) -> np.ndarray:
     if len(body) != expected:
         raise ValueError(f"{path} is truncated or padded: expected {expected} data bytes for "
                          f"shape {dims}, got {len(body)}")
-    return np.frombuffer(body, dtype=dt).reshape(dims)
+    data = np.frombuffer(body, dtype=dt).reshape(dims)
+    if dt.kind == "f" and not np.all(np.isfinite(data)):
+        bad = np.argwhere(~np.isfinite(data))[0]
+        raise ValueError(f"expected finite values in {path}, got {data[tuple(bad)]} at index "
+                         f"{tuple(int(i) for i in bad)}")
+    return data
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -218,6 +224,9 @@ def load_dataset(name: str, directory=None, seed: int = 0) -> Dataset:
             raise ValueError(f"expected a directory of IDX files for {name}, got none "
                              "(pass --data-dir DIR)")
         return mnist(directory) if name == "mnist" else fashion_mnist(directory)
+    if directory is not None:
+        raise ValueError(f"expected no directory for {name} (bundled or generated; a directory "
+                         f"of IDX files is for mnist and fashion_mnist), got {str(directory)!r}")
     if name == "digits":
         return digits()
     return spirals(seed=seed) if name == "spirals" else teacher(seed=seed)

@@ -72,7 +72,7 @@ def sample_spectrum(net: MLP, theta, data, index: int = 0) -> dict:
     """Summary of the exact spectrum of one training sample's Hessian, eq. (42)."""
     from .curvature import eigenvalues
 
-    mu = to_host(eigenvalues(net, theta, data.X_train[index],
-                             data.y_train[index:index + 1]).values).tolist()
+    spec = eigenvalues(net, theta, data.X_train[index], data.y_train[index:index + 1])
+    mu = to_host(spec.values).tolist()
     return {"sample": index, "min": min(mu), "max": max(mu),
-            "negative": sum(m < 0 for m in mu), "values": mu}
+            "negative": spec.inertia()[0], "values": mu}

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._checks import check_choice, check_positive
+from ._checks import check_choice, check_flag, check_positive
 from .backend import namespace
 from .curvature import (
     NotDescentWarning,
@@ -64,6 +64,7 @@ class _FirstOrder:
 
     def step(self, theta, state: dict, net, X, y):
         """One step on the batch (X, y); info holds the loss before the step and the step norm."""
+        self.check_state(state, theta)
         g = net.gradient(theta, X, y)
         delta, state = self.update(g, state, theta)
         return theta + delta, state, _info(net, theta, X, y, delta)
@@ -82,7 +83,10 @@ class SGD(_FirstOrder):
     def __post_init__(self):
         check_positive("lr", self.lr)
         check_positive("momentum", self.momentum, allow_zero=True)
+        if not self.momentum < 1:  # the buffer would grow without bound
+            raise ValueError(f"expected momentum in [0, 1), got {self.momentum!r}")
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        check_flag("nesterov", self.nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("expected momentum > 0 with nesterov=True, got momentum = 0")
 
@@ -186,6 +190,7 @@ class ESSO:
         if not self.min_damping <= self.damping <= self.max_damping:
             raise ValueError(f"expected min_damping <= damping <= max_damping, got "
                              f"{self.min_damping} <= {self.damping} <= {self.max_damping}")
+        check_flag("adaptive", self.adaptive)
         check_spectral(self.spectral)
         check_choice("method", self.method, [m for m in METHODS if m != "dense"])
         check_choice("curvature", self.curvature, CURVATURES)
@@ -228,6 +233,7 @@ class ESSO:
 
     def step(self, theta, state: dict, net, X, y):
         """One step; info: loss, step_norm, damping, rho (adaptive only)."""
+        self.check_state(state, theta)
         d = self.direction(theta, state, net, X, y)
         new = theta + self.lr * d
         info = _info(net, theta, X, y, self.lr * d)

@@ -11,7 +11,9 @@ import statistics
 
 import numpy as np
 
-__all__ = ["config_title", "plot_bench", "plot_histories", "plot_spectrum",
+from .curvature.spectral import rounding_tolerance
+
+__all__ = ["check_plot", "config_title", "plot_bench", "plot_histories", "plot_spectrum",
            "plot_spectrum_evolution"]
 
 _STYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2))]
@@ -28,6 +30,25 @@ def _pyplot():
     except ImportError as err:
         raise ImportError("plots need matplotlib: pip install esso_ref[plot]") from err
     return plt
+
+
+def check_plot(path, flag: str = "--plot"):
+    """Check before any work that a figure can be written to ``path``; returns it as a Path.
+
+    matplotlib must be installed, the file name must end in a format it writes (.png, .pdf,
+    .svg, ...), and the folder must take files (`esso_ref._files.check_output`).
+    """
+    from ._files import check_output
+
+    path = check_output(path, flag)
+    _pyplot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(f"expected {flag} to end in a figure format (.png, .pdf, .svg; "
+                         f"matplotlib writes {', '.join(sorted(formats))}), got {path.name!r}")
+    return path
 
 
 def _style(k: int) -> dict:
@@ -218,8 +239,9 @@ def plot_spectrum(values, num_zeros: int, path, title: str = "") -> None:
     axes[0].stem(np.arange(mu.size), mu, markerfmt=".", basefmt=" ")
     axes[0].set_xlabel("index in ascending order")
     axes[0].set_ylabel("eigenvalue μ (loss / parameter²)")
-    axes[0].set_title(f"{mu.size} eigenvalues that can be non-zero ({int(np.sum(mu < 0))} "
-                      f"negative); {num_zeros} exact zeros not drawn", fontsize=10)
+    negative = int(np.sum(mu < -rounding_tolerance(mu.tolist(), float(np.finfo(mu.dtype).eps))))
+    axes[0].set_title(f"{mu.size} eigenvalues that can be non-zero ({negative} negative beyond "
+                      f"rounding); {num_zeros} exact zeros not drawn", fontsize=10)
     axes[1].hist(mu, bins=min(60, max(10, mu.size // 3)), color="C1")
     _log_axis(axes[1])
     axes[1].set_xlabel("eigenvalue μ (loss / parameter²)")

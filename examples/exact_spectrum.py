@@ -37,7 +37,7 @@ spec = er.eigenvalues(net, theta, x, label)
 seconds = time.perf_counter() - t0
 print(f"P = {net.num_params}, r = {net.rank_bound}: all eigenvalues in {seconds:.2f} s; "
       f"min {spec.values.min():.3e}, max {spec.values.max():.3e}, "
-      f"{int(np.sum(spec.values < 0))} negative")
+      f"{spec.inertia()[0]} negative (beyond rounding)")
 f = er.hessian_factor(net, theta, x, label)
 trace_C_G = float(np.trace(f.apply_C(f.G)))                     # trace(H) = trace(C G)
 assert abs(np.sum(spec.values) - trace_C_G) <= 1e-10 * np.sum(np.abs(spec.values))

@@ -67,6 +67,20 @@ def test_an_unknown_option_is_named_by_its_command(command, capsys):
     (["verify", "--checks", "gradient,bogus"], "expected --checks 'all', 'list'"),
     (["verify", "--batch", "0"], "expected an integer >= 1, got 0"),
     (["spectrum", "--sizes", "5,3", "--dataset", "spirals"], "expected --sizes from 2 to 3"),
+    (["train", "--momentum", "0.9"], "--momentum is sgd's option; got --optimizer esso"),
+    (["train", "--adaptive", *TINY], "--adaptive is esso's option; got --optimizer sgd"),
+    (["compare", "--adaptive", "--optimizers", "sgd,adam"], "--adaptive is esso's option"),
+    (["train", "--track-spectrum", *TINY], "--track-spectrum records the spectrum in the --log"),
+    (["spectrum", "--data-dir", "."], "expected no directory for digits"),
+    (["spectrum", "--plot", "s.txt"], "expected --plot to end in a figure format .* got 's.txt'"),
+    (["train", "--plot", "curves", *TINY], "expected --plot to end in a figure format"),
+    (["analyze", "--out", "s.zarr", "--timeout", "nan"], "argument --timeout: expected a finite"),
+    (["analyze", "--out", "s.zarr", "--timeout", "-1"], "argument --timeout: expected a finite"),
+    (["analyze", "--out", "s.zarr", "--limit", "0"], "argument --limit: expected an integer >= 1"),
+    (["--epochs", "1", "train"], "unrecognized arguments: --epochs .a command's options go after"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--lr", "-inf"], "argument --lr: expected a finite number > 0, got '-inf'"),
+    (["summary", "no-such-store.zarr"], "no-such-store.zarr, but it does not exist"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv, pattern, capsys):
     code, _, err = run(argv, capsys)
@@ -135,18 +149,18 @@ def test_compare_json_progress_and_aligned_table(tmp_path, capsys):
     assert len({len(line) for line in lines[:2]}) == 1
 
 
-def test_verify_table_aligned_with_long_names(capsys, monkeypatch):
-    from esso_ref import cli
+def test_verify_table_aligned_with_long_names_and_the_reason_of_failures():
     from esso_ref.verification.report import Check, Report
 
     report = Report([Check.compare("a" * 50, "route", "reference", 1e-16, 1, 1e-16),
-                     Check.compare("short", "r" * 30, "x", 1e-15, 1, 1e-16)])
-    lines = cli._verify_table(report).splitlines()
-    assert len({line.index("reference") if "reference" in line else -1
-                for line in lines[:1]}) == 1
-    starts = {line.split()[1]: line.index(line.split()[1]) for line in lines[2:4]}
-    assert starts["route"] == starts["r" * 30]
-    assert lines[-1] == "1 passed, 1 failed, 0 skipped"
+                     Check.compare("short", "r" * 30, "x", 1e-15, 1, 1e-16, "how measured"),
+                     Check.raised("boom", "r", "x", ArithmeticError("overflow"), 1e-16)])
+    lines = report.table().splitlines()  # the library's table is the command line's
+    starts = {line.split()[1]: line.index(line.split()[1]) for line in lines[2:5]}
+    assert starts["route"] == starts["r" * 30] == starts["r"]
+    assert lines[3].endswith("FAIL (how measured)")
+    assert lines[4].endswith("FAIL (raised ArithmeticError: overflow)")
+    assert lines[5] == "1 passed, 2 failed, 0 skipped"
 
 
 def test_internal_error_exits_1_and_debug_shows_the_traceback(monkeypatch, capsys):
@@ -404,3 +418,18 @@ def test_outputs_in_folders_that_take_no_file_are_refused_in_one_line(capsys):
     for argv, message in cases:
         code, _, err = run(argv, capsys)
         assert code == 2 and message in one_line(err), (argv, err)
+
+
+def test_plot_without_matplotlib_is_refused_before_any_work(monkeypatch, tmp_path, capsys):
+    from esso_ref import plots, train
+
+    def missing():
+        raise ImportError("plots need matplotlib: pip install esso_ref[plot]")
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained although the plot could not be written")
+
+    monkeypatch.setattr(plots, "_pyplot", missing)
+    monkeypatch.setattr(train, "train", never)
+    code, out, err = run(["train", *TINY, "--plot", str(tmp_path / "c.png")], capsys)
+    assert code == 2 and out == "" and "plots need matplotlib" in one_line(err)

@@ -92,3 +92,20 @@ def test_idx_labels_must_be_integers_in_range(tmp_path):
     labels.write_bytes(struct.pack(">BBBBI", 0, 0, 0x09, 1, 6) + negative.tobytes())
     with pytest.raises(ValueError, match=r"expected train labels in \[0, 9\], got values from -1 to 5"):
         mnist(d)
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_a_float_idx_file_with_a_non_finite_value_is_named(tmp_path, value):
+    images = np.zeros((2, 3, 3), dtype=">f4")
+    images[1, 2, 0] = value
+    path = tmp_path / "images"
+    path.write_bytes(struct.pack(">BBBB3I", 0, 0, 0x0D, 3, 2, 3, 3) + images.tobytes())
+    with pytest.raises(ValueError, match=rf"expected finite values in {path}, got "
+                                         rf"{value} at index \(1, 2, 0\)"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("name", ["digits", "spirals", "teacher"])
+def test_a_directory_for_a_bundled_dataset_is_refused(tmp_path, name):
+    with pytest.raises(ValueError, match=f"expected no directory for {name}"):
+        load_dataset(name, tmp_path)

@@ -111,3 +111,32 @@ def test_esso_damping_cap_follows_a_large_damping():
         ESSO(damping=1.0, max_damping=0.5)
     with pytest.raises(ValueError, match="max_damping"):
         ESSO(damping=1.0, max_damping=-1.0)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: SGD(lr=0.1, momentum=1.0), r"expected momentum in \[0, 1\), got 1.0"),
+    (lambda: SGD(lr=0.1, momentum=5), r"expected momentum in \[0, 1\), got 5"),
+    (lambda: SGD(lr=0.1, momentum=0.9, nesterov="x"), "expected nesterov to be True or False"),
+    (lambda: ESSO(adaptive="yes"), "expected adaptive to be True or False, got 'yes'"),
+])
+def test_optimizer_options_are_checked(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+@pytest.mark.parametrize("opt", [SGD(lr=0.1), Adam(), ESSO()])
+@pytest.mark.parametrize("state", [None, {}, {"t": 0}])
+def test_step_refuses_a_state_that_is_not_the_optimizers(opt, state):
+    net = er.MLP([3, 4, 2])
+    theta, X, y = random_problem(net, 4, 0)
+    with pytest.raises(ValueError, match=f"expected a {type(opt).__name__} state with keys"):
+        opt.step(theta, state, net, X, y)
+    new, _, _ = opt.step(theta, opt.init(theta), net, X, y)  # its own state works
+    assert new.shape == theta.shape
+
+
+def test_a_list_instead_of_an_array_says_how_to_convert_it():
+    net = er.MLP([3, 4, 2])
+    theta, X, y = random_problem(net, 2, 0)
+    with pytest.raises(TypeError, match=r"got list \(convert it with numpy\.asarray"):
+        er.newton_direction(net, list(theta), X, y)

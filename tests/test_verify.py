@@ -110,3 +110,51 @@ def test_cli_verify_float32_passes(act, capsys):
                      "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["passed"] and report["meta"]["dtype"] == "float32"
+
+
+def test_singular_per_sample_systems_are_skipped_as_documented_not_failed():
+    # damping 1e-300: every f(H_i) + lam I is singular to working precision, and the stacked
+    # call raises SingularCurvatureError as documented; the per-sample references confirm it
+    net = er.MLP([3, 2])
+    theta, X, y = random_problem(net, 2, 0)
+    report = er.verify(net, theta, X, y, damping=1e-300, checks=["per_sample", "newton"])
+    rows = {c.name: c for c in report.checks}
+    for curvature in ("hessian", "ggn"):
+        for spectral in ("none", "abs", "clip"):
+            row = rows[f"per_sample/newton/{curvature}/{spectral}"]
+            assert row.skipped and "raises SingularCurvatureError as documented" in row.note
+    assert report.passed
+
+
+def test_singular_per_sample_error_fails_when_the_references_disagree(monkeypatch):
+    from esso_ref.curvature.spectral import SingularCurvatureError
+    from esso_ref.verification import sample_checks
+
+    def refuses(*args, **kwargs):
+        raise SingularCurvatureError("claimed singular")
+
+    monkeypatch.setattr(sample_checks, "per_sample_directions", refuses)
+    net = er.MLP([3, 2])
+    theta, X, y = random_problem(net, 2, 0)
+    report = er.verify(net, theta, X, y, damping=1.0, checks="per_sample")
+    bad = [c for c in report.checks if c.name.startswith("per_sample/newton/")]
+    assert len(bad) == 6 and all(c.passed is False for c in bad)
+    assert all("claimed singular" in c.note and "reference:" in c.note for c in bad)
+
+
+def test_a_step_refused_for_memory_is_raised_not_reported_as_a_failure(monkeypatch):
+    from esso_ref._memory import InsufficientMemoryError
+
+    net = er.MLP([3, 2])
+    theta, X, y = random_problem(net, 400, 0)  # dense C_B, G_B: 800 x 800
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(2e6))
+    with pytest.raises(InsufficientMemoryError):
+        er.verify(net, theta, X, y, checks="factor")
+
+
+def test_cli_verify_refuses_the_batch_references_before_any_work(monkeypatch, capsys):
+    monkeypatch.setenv("ESSO_REF_MAX_MEMORY", str(2e8))
+    code = main(["verify", "--batch", "4000", "--sizes", "3,2", "--checks", "factor"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "esso-ref verify on MLP([3, 2]" in err and "use smaller --sizes / --batch" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._checks import check_positive
 from .._files import probe_folder
 from .chunks import batch_task, sample_task, scan
 from .commit import Target
@@ -40,7 +41,8 @@ def check_output(path, flag: str = "the output") -> Path:
     return path
 
 
-def _check_run(scheduler: str, workers, address) -> None:
+def _check_run(scheduler: str, workers, address, timeout) -> None:
+    check_positive("timeout", timeout)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"expected scheduler in {SCHEDULERS}, got {scheduler!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -85,7 +87,7 @@ def analyze(config: AnalysisConfig, out, scheduler: str = "threads", workers: in
         StoreMismatch: a store of another run or format; ConnectionError: no scheduler.
     """
     path = check_output(out)
-    _check_run(scheduler, workers, address)
+    _check_run(scheduler, workers, address, timeout)
     client = connect(address, timeout) if address else None
     try:
         problem = resolve(config, data)

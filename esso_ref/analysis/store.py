@@ -126,6 +126,9 @@ def read_meta(path) -> dict:
         StoreMismatch: not an esso_ref analysis store, or one of a newer format.
     """
     zarr = _zarr()
+    if not Path(path).exists():
+        raise FileNotFoundError(f"expected an esso_ref analysis store at {path}, but it does "
+                                "not exist (esso-ref analyze --out writes one)")
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as err:

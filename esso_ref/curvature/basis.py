@@ -232,11 +232,12 @@ def _sample_columns(state: State, rows, layers: list, spans: list, Yt) -> None:
 
     With k_a = 1, Q_a = â and c_m = ã_{m-1} . â_{m-1} = rho_{m-1}, the J_l rows are
     [rho_0 T_{l<-1}, ..., rho_{l-1} I] on the first parts of layers 1..l, and
-    T_{l<-m} = W_l D_{l-1} T_{l-1<-m} (eq. (20)) gives them from the J_{l-1} rows with one
-    product a layer. The K_m rows are â_{m-1} (x) delta_m and |delta_m| N on layer m's parts.
+    T_{l<-m} = F_l T_{l-1<-m}, F_l = W_l D_{l-1} (eq. (20)), gives them from the J_{l-1} rows
+    with one product a layer (and F_l itself where T_{l-1<-l-1} = I). The K_m rows are
+    â_{m-1} (x) delta_m and |delta_m| N on layer m's parts.
     """
     xp, B, sizes = state.xp, state.B, state.net.sizes
-    J_prev = None
+    J_prev = rho_prev = None
     for m in range(1, state.L + 1):
         E, (top, bottom) = layers[m], spans[m]
         n_m, n_prev = sizes[m], sizes[m - 1]
@@ -244,11 +245,13 @@ def _sample_columns(state: State, rows, layers: list, spans: list, Yt) -> None:
         rho = xp.vecdot(state.a_tilde(m - 1), a_hat)
         J = Yt[:, rows.J[m], :] if m in rows.J else state.zeros((B, n_m, top.stop))
         if J_prev is not None:
-            before = slice(0, top.start)
-            J[:, :, before] = state.W[m] @ (state.fwd.dphi[m - 1][:, :, None]
-                                            * J_prev[:, :, before])
+            F = state.W[m] * state.fwd.dphi[m - 1][:, None, :]  # F_m = W_m D_{m-1}
+            last, earlier = spans[m - 1][0], slice(0, spans[m - 1][0].start)
+            J[:, :, last] = rho_prev[:, None, None] * F  # F_m (rho_{m-2} I)
+            if earlier.stop:
+                J[:, :, earlier] = F @ J_prev[:, :, earlier]
         J[:, :, top] = rho[:, None, None] * state.eye(n_m)
-        J_prev = J
+        J_prev, rho_prev = J, rho
         if E.Q_delta is None:
             continue
         delta = state.bwd.delta[m]

@@ -33,6 +33,7 @@ __all__ = [
     "check_spectral",
     "f_at_zero",
     "norms",
+    "rounding_tolerance",
     "singular_factor",
     "singular_mask",
     "user_stacklevel",
@@ -86,6 +87,28 @@ class Spectrum:
         zeros = xp.zeros((self.num_zeros,), dtype=self.values.dtype,
                          device=array_api_compat.device(self.values))
         return xp.sort(xp.concat([self.values, zeros]))
+
+    def inertia(self, tol: float | None = None) -> tuple[int, int, int]:
+        """(negative, zero, positive): how many of the P eigenvalues have each sign.
+
+        A listed value with |mu| <= ``tol`` counts as zero, as do the exact zeros: its sign is
+        below the eigensolver's rounding. The default tolerance is `rounding_tolerance`.
+        """
+        mu = [float(v) for v in to_host(self.values).tolist()]
+        eps = float(xp_of(self.values).finfo(self.values.dtype).eps)
+        tol = rounding_tolerance(mu, eps) if tol is None else float(tol)
+        negative, positive = sum(v < -tol for v in mu), sum(v > tol for v in mu)
+        return negative, self.size - negative - positive, positive
+
+
+def rounding_tolerance(mu: list[float], eps: float) -> float:
+    """How far rounding may move each of n computed eigenvalues mu: n eps max|mu|.
+
+    A backward stable symmetric eigensolver returns the exact eigenvalues of a matrix within
+    about n eps |S|_2 of S (here |S|_2 = max|mu|), so a value this close to 0 has no
+    meaningful sign.
+    """
+    return len(mu) * eps * max((abs(float(v)) for v in mu), default=0.0)
 
 
 def check_damping(damping) -> float:

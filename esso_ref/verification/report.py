@@ -6,6 +6,9 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from .._memory import InsufficientMemoryError
+from .._table import format_table
+
 __all__ = ["ACTIVATION_HINTS", "Check", "Report"]
 
 ACTIVATION_HINTS = {
@@ -62,7 +65,14 @@ class Check:
 
     @classmethod
     def raised(cls, name, route_a, route_b, err: Exception, eps) -> Check:
-        """A failed check whose route raised ``err`` on a valid input."""
+        """A failed check whose route raised ``err`` on a valid input.
+
+        Raises:
+            InsufficientMemoryError: ``err`` itself: a step refused for memory is not a wrong
+                result, and the run cannot go on without it.
+        """
+        if isinstance(err, InsufficientMemoryError):
+            raise err
         return cls(name, route_a, route_b, float("inf"), 0.0, float(eps), False,
                    f"raised {type(err).__name__}: {err}")
 
@@ -118,18 +128,16 @@ class Report:
         return json.dumps(self.to_dict(), **kw)
 
     def table(self) -> str:
-        """A readable fixed-width table, one row per check."""
-        head = f"{'check':34} {'route':22} {'reference':22} {'error':>10} {'tol (eps)':>10}  result"
-        lines = [head, "-" * len(head)]
-        for c in self.checks:
-            err = "-" if c.error is None else f"{c.error:10.2e}"
-            res = "skip" if c.skipped else ("ok" if c.passed else "FAIL")
-            lines.append(f"{c.name:34} {c.route_a:22} {c.route_b:22} {err:>10} "
-                         f"{c.tol_eps:10.3g}  {res}" + (f"  ({c.note})" if res != "ok" else ""))
+        """An aligned table, one row per check, with the reason of every row that is not ok."""
+        rows = [{"check": c.name, "route": c.route_a, "reference": c.route_b,
+                 "error": None if c.error is None else float(f"{c.error:.2e}"),
+                 "tol (eps)": c.tol_eps,
+                 "result": ("skip" if c.skipped else "ok" if c.passed else "FAIL")
+                 + ("" if c.passed else f" ({c.note})")} for c in self.checks]
         n_fail = len(self.failed())
         n_skip = sum(c.skipped for c in self.checks)
-        n_ok = len(self.checks) - n_fail - n_skip
-        lines.append(f"{n_ok} passed, {n_fail} failed, {n_skip} skipped")
+        lines = [format_table(rows),
+                 f"{len(self.checks) - n_fail - n_skip} passed, {n_fail} failed, {n_skip} skipped"]
         if n_fail and self.hint():
             lines.append(self.hint())
         return "\n".join(lines)

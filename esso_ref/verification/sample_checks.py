@@ -15,11 +15,12 @@ import warnings
 from ..curvature.factor import HessianFactor
 from ..curvature.layerwise import layer_block_dense, layer_spectra
 from ..curvature.per_sample import per_sample_directions, per_sample_eigenvalues
+from ..curvature.spectral import SingularCurvatureError
 from .checks import C_SUM
 from .context import Context
 from .errors import fro, max_abs, reference_eigh, tolerance
 from .report import Check
-from .spectral_checks import TOL_EIG, backward_error, block_eig, eig_row
+from .spectral_checks import TOL_EIG, backward_error, block_eig, eig_row, singular_row
 
 __all__ = ["check_ggn", "check_per_sample"]
 
@@ -80,6 +81,9 @@ def check_per_sample(ctx: Context) -> list[Check]:
                     warnings.simplefilter("ignore")
                     D, _ = per_sample_directions(net, th, X, y, damping=ctx.damping,
                                                  spectral=spectral, curvature=curvature)
+            except SingularCurvatureError as err:
+                rows.append(_singular(ctx, name, refs, spectral, err, r))
+                continue
             except (ArithmeticError, ValueError, IndexError) as err:
                 rows.append(Check.raised(name, "per_sample_directions", "dense", err, ctx.eps))
                 continue
@@ -87,6 +91,17 @@ def check_per_sample(ctx: Context) -> list[Check]:
                 _berr_row(ctx, e, D[i, :], G[i, :], spectral, dM)
                 for i, (_, e, dM) in enumerate(refs)], name))
     return rows
+
+
+def _singular(ctx: Context, name, refs, spectral, err, r: int) -> Check:
+    """The stacked call's SingularCurvatureError, checked against the per-sample references.
+
+    Skipped when some sample's f(H_i) + lam I is singular to working precision
+    (`singular_row`), failed otherwise.
+    """
+    rows = [singular_row(ctx, name, "per_sample_directions eq. (36)", e, spectral, err, r)
+            for _, e, _ in refs]
+    return next((row for row in rows if row.skipped), rows[0])
 
 
 def _berr_row(ctx: Context, e, d, g, spectral, dM: float) -> Check:

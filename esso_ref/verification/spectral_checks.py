@@ -170,11 +170,11 @@ def check_newton(ctx: Context) -> list[Check]:
     return rows
 
 
-def singular_row(ctx: Context, name, route, eig, spectral, err) -> Check:
+def singular_row(ctx: Context, name, route, eig, spectral, err, rows: int | None = None) -> Check:
     """A documented SingularCurvatureError: skipped if the reference confirms it, else failed.
 
     Confirmed: f(M) + lam I is singular to working precision, min|f(mu) + lam| <= 1e3 n eps
-    times its norm, n = min(P, rows of A).
+    times its norm, n = min(P, ``rows``), ``rows`` the rows of A (of the batch's by default).
     """
     lam, blocks = ctx.damping, eig if isinstance(eig, list) else [(None, eig)]
     low, top = lam, lam
@@ -182,7 +182,7 @@ def singular_row(ctx: Context, name, route, eig, spectral, err) -> Check:
         if e.mu.size:
             shifted = ctx.xp.abs(adjust(spectral, e.mu) + lam)
             low, top = min(low, float(ctx.xp.min(shifted))), max(top, max_abs(shifted))
-    n = min(ctx.net.num_params, ctx.factor().rank_bound)
+    n = min(ctx.net.num_params, ctx.factor().rank_bound if rows is None else rows)
     if low <= 1e3 * n * ctx.eps * top:
         return ctx.skip(name, route, "dense f(M) + lam I", f"f(M) + lam I is singular to working "
                         f"precision (min|f(mu) + lam| = {low / top:.1e} of its norm): the route "
