@@ -29,6 +29,14 @@ from esso_ref.curvature.state import prepare
 from esso_ref.problems import random_problem
 from tests.test_property_routes import _config
 
+
+@pytest.fixture(autouse=True)
+def _sweeps_for_every_batch(monkeypatch):
+    """These tests exercise the sweeps on small networks: take them at any batch size."""
+    from esso_ref.curvature import per_sample
+
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+
 EPS = np.finfo(np.float64).eps
 DAMPINGS = (1e-3, 0.1, 10.0)
 SEEDS = range(0, 600, 4)

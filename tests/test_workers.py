@@ -22,6 +22,14 @@ from esso_ref.curvature import per_sample, stagewise, workers
 from esso_ref.curvature.state import prepare
 from esso_ref.problems import random_problem
 
+
+@pytest.fixture(autouse=True)
+def _sweeps_for_every_batch(monkeypatch):
+    """These tests exercise the sweeps on small networks: take them at any batch size."""
+    from esso_ref.curvature import per_sample
+
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+
 EPS = np.finfo(np.float64).eps
 
 

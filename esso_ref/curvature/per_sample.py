@@ -6,7 +6,8 @@ E_i (eqs. (40)-(41), groups of one sample), so H_i = E_i S_i E_i^T with S_i of s
 (q = r with biases, r - (L - 1) without, never more than P); the B systems are solved or
 eigendecomposed in one stacked call (eqs. (42)-(44)) and mapped back in one pass. The plain
 directions of the Hessian (spectral "none") come from the layer-by-layer elimination of §16
-(eqs. (45)-(49)), certified sample by sample, at O(sum_l n_l^3) a sample instead of O(q^3).
+(eqs. (45)-(49)), certified sample by sample, at O(sum_l n_l^3) a sample instead of O(q^3),
+once the batch is large enough for that to pay (`SWEEP_MIN_WORK`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from .workers import PIECE_WORK, map_chunks, pieces
 
 __all__ = ["chunk_plan", "per_sample_directions", "per_sample_eigenvalues"]
 
+SWEEP_MIN_WORK = 2e6
+"""The stacked plain directions of the Hessian are computed layer by layer (eqs. (45)-(49))
+once the batch's r x r factorisations would take this many multiply-adds (B r^3); below it
+the layer basis's r x r solves (eq. (43)) cost less than the sweeps' fixed per-layer work
+(measured: up to 3x less at B r^3 = 3e5, docs/performance.md)."""
+
 SWEEP_PIECE = PIECE_WORK * stagewise.PARALLEL_SWEEPS / PARALLEL_WORK
 """The most multiply-adds of sweeps in one chunk: as long as `PIECE_WORK` of r x r routes (the
 sweeps' small stacked products run slower per multiply-add, in the ratio of the thresholds)."""
@@ -44,7 +51,8 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     """Each sample's exact damped Newton direction, all in one stacked call, eqs. (36), (42)-(49).
 
     Spectral ``"none"`` with the Hessian: the certified layer-by-layer elimination, eqs.
-    (45)-(49) (a sample whose certificate fails is solved by eq. (43)); otherwise eqs. (42)-(44).
+    (45)-(49) (a sample whose certificate fails is solved by eq. (43)) from B r^3 >= 2e6
+    (`SWEEP_MIN_WORK`); otherwise eqs. (42)-(44).
     Large batches of small systems are spread over worker threads, one BLAS thread each
     (`esso_ref.threads.sample_workers`; ``threadpoolctl.threadpool_limits(1)`` keeps the call
     on one); a callable ``spectral`` then runs in several threads at once, on each worker's
@@ -73,16 +81,22 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     spectral = check_spectral(spectral)
     check_choice("curvature", curvature, CURVATURES)
     state = prepare(net, theta, X, y)
-    if spectral == "none" and curvature == "hessian":
+    if spectral == "none" and curvature == "hessian" and _sweeps_pay(state):
         D = _plain_directions(state, lam)
     elif spectral == "none":  # the descent test warns from inside: one worker
-        D = coordinates(state, Rows.of(net.sizes, ggn=True), 1).newton(lam, spectral)
+        D = coordinates(state, Rows.of(net.sizes, ggn=curvature == "ggn"), 1).newton(lam,
+                                                                                  spectral)
     else:
         rows = Rows.of(net.sizes, ggn=curvature == "ggn")
         P = net.num_params  # the directions, and a chunk's own before it is written in
         check_coordinates(state, rows, 1, squares=4, extra=2 * P, hint=FEWER_SAMPLES)
         D = _dense_directions(state, lambda sub: coordinates(sub, rows, 1).newton(lam, spectral))
     return D, state.xp.mean(D, axis=0)
+
+
+def _sweeps_pay(state: State) -> bool:
+    """Whether the layer-by-layer sweeps beat the layer basis here (`SWEEP_MIN_WORK`)."""
+    return state.B * float(state.net.rank_bound) ** 3 >= SWEEP_MIN_WORK
 
 
 def chunk_plan(net, batch: int, sweeps: bool = False) -> tuple[int, int]:
