@@ -102,3 +102,49 @@ def test_one_sample_coordinates_reproduce_every_row_of_A_in_an_orthonormal_basis
         scale = max(np.abs(A[i]).max(), np.finfo(float).tiny)
         rebuilt = basis.Yt[i] @ E[i]
         assert np.abs(rebuilt - A[i]).max() <= 20 * EPS * scale
+
+
+@pytest.mark.parametrize("dtype, scales, inputs", [
+    ("float32", (1e-30, 1e25, 1e-25), 1e15), ("float64", (1e-200, 1e200, 1e-200), 1e120)])
+def test_gauss_newton_rows_below_the_output_may_overflow_without_harm(dtype, scales, inputs):
+    # rho_0 T_{2<-1} overflows here, rho_0 T_{3<-1} (the GGN's only rows) does not
+    import warnings
+
+    import esso_ref as er
+
+    net = er.MLP([3, 2, 2, 2], activation="identity", loss="mse")
+    theta = np.array(net.init(0))
+    for l, s in zip((1, 2, 3), scales, strict=True):
+        block = theta[net.layer_slice(l)]
+        n = net.sizes[l - 1] * net.sizes[l]
+        block[:n] *= s
+        if l < 3:
+            block[n:] = 0.0
+    theta = theta.astype(dtype)
+    X = (inputs * np.array([[1.0, -2.0, 0.5]])).astype(dtype)
+    y = np.array([[0.3, -0.2]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = er.eigenvalues(net, theta, X, y, curvature="ggn").values
+    want = np.sort(er.eigenvalues(net, theta, X, y, curvature="ggn", method="dense").values)[-2:]
+    eps = np.finfo(dtype).eps
+    assert np.all(np.isfinite(got)) and np.abs(got - want).max() <= 100 * eps * np.abs(want).max()
+
+
+def test_a_wide_input_is_not_padded_into_every_layers_unit_vectors():
+    # the unit vectors of the hidden layers are stacked zero-padded; the input's width n_0 is
+    # not bounded by r, so its vector is normalised on its own (padded: 36 times X's memory)
+    import tracemalloc
+
+    import esso_ref as er
+    from esso_ref.problems import random_problem
+
+    net = er.MLP([2000, 4, 4, 4, 4, 4, 2])
+    theta, X, y = random_problem(net, 200, 0)
+    tracemalloc.start()
+    try:
+        er.per_sample_eigenvalues(net, theta, X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 10 * X.nbytes

@@ -158,3 +158,29 @@ def test_cli_verify_refuses_the_batch_references_before_any_work(monkeypatch, ca
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "esso-ref verify on MLP([3, 2]" in err and "use smaller --sizes / --batch" in err
+
+
+@pytest.mark.parametrize("scale, activation, bias", [(1e-300, "tanh", False),
+                                                     (1e100, "identity", False),
+                                                     (1e-150, "tanh", True)])
+def test_verify_holds_at_inputs_near_under_and_overflow(scale, activation, bias):
+    # norms are scaled before squaring (|H| ~ 1e200 at inputs of 1e100), tolerances divide
+    # without underflow, g.d is read on unit vectors, and a complex step whose imaginary parts
+    # fall below the normal range is skipped with the reason instead of failing
+    net = er.MLP([4, 3, 3, 2], activation, bias=bias)
+    theta, X, y = random_problem(net, 3, 3)
+    report = er.verify(net, theta, X * scale, y)
+    assert report.passed, report.table()
+    rows = {c.name: c for c in report.checks}
+    if scale == 1e-300:
+        for name in ("gradient/complex_step", "hvp/complex_step"):
+            assert rows[name].skipped and "below the normal range" in rows[name].note
+    else:
+        assert not rows["gradient/complex_step"].skipped
+
+
+def test_tolerance_of_a_subnormal_scale_does_not_divide_by_zero():
+    from esso_ref.verification.errors import tolerance
+
+    S, tol = tolerance(1e-310, 1e-311, 10.0, 2.0**-52)
+    assert S == 1e-310 and np.isfinite(tol) and tol > 0

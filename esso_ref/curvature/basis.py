@@ -155,27 +155,33 @@ def _reflector_basis(xp, v, eye):
 def _sample_layers(state: State, rows) -> list:
     """E_m of eq. (40) for every sample on its own (s = 1), eqs. (40)-(41) in closed form.
 
-    Q_a = â_{m-1} and Q_delta = delta_m / |delta_m|: all these unit vectors come from one
-    stacked normalisation of the zero-padded vectors (their padding stays zero), and N is the
-    complement of â_{m-1} from its reflector.
+    Q_a = â_{m-1} and Q_delta = delta_m / |delta_m|, all from one stacked normalisation of the
+    zero-padded vectors (their padding stays zero). The network's input ã_0, whose width n_0
+    is not bounded by the system's size r, joins the stack only while it is at most twice as
+    long as the others; otherwise it is normalised on its own. N is the complement of
+    â_{m-1} from its reflector.
     """
     xp, L, B = state.xp, state.L, state.B
     vectors = ([state.a_tilde(m - 1) for m in range(1, L + 1)]
                + [state.bwd.delta[m] for m in rows.K])
-    V = state.zeros((len(vectors), B, max(int(v.shape[1]) for v in vectors)))
-    for k, v in enumerate(vectors):
+    widths = [int(v.shape[1]) for v in vectors]
+    alone = len(vectors) > 1 and widths[0] > 2 * max(widths[1:])
+    stack = vectors[1:] if alone else vectors
+    V = state.zeros((len(stack), B, max(widths[1:] if alone else widths)))
+    for k, v in enumerate(stack):
         V[k, :, :v.shape[1]] = v
     U = _unit(xp, V)
+    units = ([_unit(xp, vectors[0])] if alone else []) + [
+        U[k, :, :v.shape[1]] for k, v in enumerate(stack)]
     layers = [None]
     for m in range(1, L + 1):
-        n_t = int(vectors[m - 1].shape[1])
-        a_hat = U[m - 1, :, :n_t]
+        a_hat = units[m - 1]
         if m not in rows.K:
             layers.append(LayerBasis(a_hat[..., None], None, None))
             continue
-        k = L + list(rows.K).index(m)
-        N = _complement(xp, a_hat, state.eye(n_t))
-        layers.append(LayerBasis(a_hat[..., None], N, U[k, :, :state.net.sizes[m], None]))
+        N = _complement(xp, a_hat, state.eye(int(a_hat.shape[1])))
+        delta_hat = units[L + list(rows.K).index(m)]
+        layers.append(LayerBasis(a_hat[..., None], N, delta_hat[..., None]))
     return layers
 
 
@@ -232,32 +238,44 @@ def _sample_columns(state: State, rows, layers: list, spans: list, Yt) -> None:
 
     With k_a = 1, Q_a = â and c_m = ã_{m-1} . â_{m-1} = rho_{m-1}, the J_l rows are
     [rho_0 T_{l<-1}, ..., rho_{l-1} I] on the first parts of layers 1..l, and
-    T_{l<-m} = F_l T_{l-1<-m}, F_l = W_l D_{l-1} (eq. (20)), gives them from the J_{l-1} rows
-    with one product a layer (and F_l itself where T_{l-1<-l-1} = I). The K_m rows are
-    â_{m-1} (x) delta_m and |delta_m| N on layer m's parts.
+    T_{l<-m} = F_l T_{l-1<-m}, F_l = W_l D_{l-1} (eq. (20)), gives them from the layer below
+    with one product a layer (and F_l itself where T_{l-1<-l-1} = I). The Hessian's J_l rows
+    are all rows of A, and the recursion runs on them in place; the Gauss-Newton matrix keeps
+    the J_L rows only, so the recursion runs on the T_{l<-m} and the rho are applied to the
+    J_L rows (rho T_{l<-m} of a layer below may overflow where rho T_{L<-m} does not). The
+    K_m rows are â_{m-1} (x) delta_m and |delta_m| N on layer m's parts.
     """
-    xp, B, sizes = state.xp, state.B, state.net.sizes
-    J_prev = rho_prev = None
-    for m in range(1, state.L + 1):
+    xp, B, L, sizes = state.xp, state.B, state.L, state.net.sizes
+    rho = [xp.vecdot(state.a_tilde(m - 1), layers[m].Q_a[..., 0]) for m in range(1, L + 1)]
+    in_place = len(rows.J) == L
+
+    def first(m: int, M):
+        """Layer m's first part: c_m M on the rows in place, M itself on the T."""
+        return rho[m - 1][:, None, None] * M if in_place else M
+
+    T_prev = None
+    for m in range(1, L + 1):
         E, (top, bottom) = layers[m], spans[m]
         n_m, n_prev = sizes[m], sizes[m - 1]
-        a_hat = E.Q_a[..., 0]
-        rho = xp.vecdot(state.a_tilde(m - 1), a_hat)
-        J = Yt[:, rows.J[m], :] if m in rows.J else state.zeros((B, n_m, top.stop))
-        if J_prev is not None:
+        T = Yt[:, rows.J[m], :] if in_place else state.zeros((B, n_m, top.stop))
+        if T_prev is not None:
             F = state.W[m] * state.fwd.dphi[m - 1][:, None, :]  # F_m = W_m D_{m-1}
             last, earlier = spans[m - 1][0], slice(0, spans[m - 1][0].start)
-            J[:, :, last] = rho_prev[:, None, None] * F  # F_m (rho_{m-2} I)
+            T[:, :, last] = first(m - 1, F)  # F_m T_{m-1<-m-1}, T_{m-1<-m-1} = I
             if earlier.stop:
-                J[:, :, earlier] = F @ J_prev[:, :, earlier]
-        J[:, :, top] = rho[:, None, None] * state.eye(n_m)
-        J_prev, rho_prev = J, rho
+                T[:, :, earlier] = F @ T_prev[:, :, earlier]
+        T[:, :, top] = first(m, state.eye(n_m))
+        T_prev = T
         if E.Q_delta is None:
             continue
         delta = state.bwd.delta[m]
-        Yt[:, rows.K[m], top] = a_hat[:, :n_prev, None] * delta[:, None, :]
+        Yt[:, rows.K[m], top] = E.Q_a[:, :n_prev, :] * delta[:, None, :]
         e = xp.vecdot(delta, E.Q_delta[..., 0])
         Yt[:, rows.K[m], bottom] = e[:, None, None] * E.N[:, :n_prev, :]
+    if not in_place:  # J_L = [rho_0 T_{L<-1}, ..., rho_{L-1} I]
+        scale = xp.concat([xp.broadcast_to(c[:, None], (B, n))
+                           for c, n in zip(rho, sizes[1:], strict=True)], axis=1)
+        Yt[:, rows.J[L], :T_prev.shape[2]] = T_prev * scale[:, None, :]
 
 
 def build_basis(state: State, rows, s: int) -> Basis:

@@ -28,6 +28,7 @@ class Context:
         self.net, self.xp = state.net, state.xp
         self.damping, self.max_dense, self.seed = damping, max_dense, seed
         self.eps = float(self.xp.finfo(state.dtype).eps)
+        self.tiny = float(self.xp.finfo(state.dtype).smallest_normal)
         self.v = self.direction(seed)
         self.theta_p = errors.perturb(theta, 1000 + seed)
         self.X_p = errors.perturb(X, 2000 + seed)

@@ -37,9 +37,16 @@ def max_abs(x) -> float:
 
 
 def fro(x) -> float:
-    """Frobenius / 2-norm of x as a float."""
+    """Frobenius / 2-norm of x as a float, with x divided by its largest |entry| first.
+
+    No square over- or underflows: |H| of a network with inputs of 1e100 is about 1e200.
+    """
     xp = namespace(x)
-    return float(xp.sqrt(xp.sum(x * x))) if x.size else 0.0
+    top = max_abs(x)
+    if not top > 0 or not math.isfinite(top):
+        return top
+    w = x / top
+    return top * float(xp.sqrt(xp.sum(w * w)))
 
 
 def perturb(x, seed: int):
@@ -63,7 +70,7 @@ def tolerance(scale: float, est: float, c_eps: float, eps: float) -> tuple[float
     S = max(scale, est)
     if not S > 0 or not math.isfinite(S):
         return 1.0, 0.0
-    return S, c_eps * scale / S + C_PERT * est / (S * eps)
+    return S, c_eps * scale / S + C_PERT * (est / S) / eps  # S eps may underflow
 
 
 @dataclass

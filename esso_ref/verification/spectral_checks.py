@@ -200,8 +200,8 @@ def newton_rows(ctx: Context, name, route, eig, d, g, spectral, dM: float) -> li
     top = max([lam] + [max_abs(adjust(spectral, e.mu) + lam) for _, e in blocks if e.mu.size])
     rows = [ctx.bounded(name, route, "dense f(M) + lam I", berr, 1.0, dM / top, TOL_BACKWARD,
                         "normwise backward error")]
-    if spectral != "none" and max_abs(g) > 0:
-        gd = float(ctx.xp.vecdot(g, d))
+    if spectral != "none" and max_abs(g) > 0:  # on unit vectors: g.d of tiny g, d underflows
+        gd = float(ctx.xp.vecdot(g / max_abs(g), d / max(max_abs(d), ctx.tiny)))
         rows.append(Check.compare(f"{name}/descent", "g.d", "< 0", 0.0 if gd < 0 else 1.0, 0.0,
                                   ctx.eps, "0 when g.d < 0, else 1"))
     return rows
