@@ -162,7 +162,10 @@ def test_cli_verify_refuses_the_batch_references_before_any_work(monkeypatch, ca
 
 @pytest.mark.parametrize("scale, activation, bias", [(1e-300, "tanh", False),
                                                      (1e100, "identity", False),
-                                                     (1e-150, "tanh", True)])
+                                                     (1e-150, "tanh", True),
+                                                     (1e150, "identity", False),
+                                                     (1e150, "relu", True),
+                                                     (1e-150, "relu", False)])
 def test_verify_holds_at_inputs_near_under_and_overflow(scale, activation, bias):
     # norms are scaled before squaring (|H| ~ 1e200 at inputs of 1e100), tolerances divide
     # without underflow, g.d is read on unit vectors, and a complex step whose imaginary parts
@@ -175,7 +178,7 @@ def test_verify_holds_at_inputs_near_under_and_overflow(scale, activation, bias)
     if scale == 1e-300:
         for name in ("gradient/complex_step", "hvp/complex_step"):
             assert rows[name].skipped and "below the normal range" in rows[name].note
-    else:
+    elif scale > 1:
         assert not rows["gradient/complex_step"].skipped
 
 
@@ -184,3 +187,15 @@ def test_tolerance_of_a_subnormal_scale_does_not_divide_by_zero():
 
     S, tol = tolerance(1e-310, 1e-311, 10.0, 2.0**-52)
     assert S == 1e-310 and np.isfinite(tol) and tol > 0
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e150])
+def test_verify_still_catches_a_wrong_gradient_near_under_and_overflow(scale, monkeypatch):
+    net = er.MLP([3, 4, 2], "tanh", bias=False)
+    theta = net.init(0)
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((3, 3)) * scale, rng.integers(0, 2, 3)
+    assert er.verify(net, theta, X, y).passed
+    right = er.MLP._gradient
+    monkeypatch.setattr(er.MLP, "_gradient", lambda self, *a, **k: 1.001 * right(self, *a, **k))
+    assert not er.verify(net, theta, X, y).passed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..backend import device_of, host_normal, namespace
 from ..curvature.dense import dense_state
 from ..curvature.factor import HessianFactor
@@ -115,6 +117,18 @@ class Context:
             return errors.max_abs(Ht), errors.fro(Ht)
         return self.cached("Ht_scale", build)
 
+    def jacobian_underflow(self) -> str | None:
+        """Why the complex-step Jacobian cannot serve as a reference (None when it can).
+
+        Its imaginary parts are h J: below smallest normal / eps they carry no precision.
+        """
+        top = errors.max_abs(self.jacobian())
+        h = oracles.step_size(self.net, self.eps)
+        if top == 0 or h * top >= self.tiny / self.eps:
+            return None
+        return (f"the complex step's imaginary parts h |J| ({h * top:.1e}) are below the normal "
+                "range: the Jacobian reference has no precision left")
+
     def ggn(self, perturbed: bool = False):
         """Per-sample J_i^T Lam_i J_i (B, P, P) with J and Lam from the complex step."""
         def build():
@@ -141,7 +155,17 @@ class Context:
 
     def bounded(self, name, route_a, route_b, diff: float, scale: float, est: float,
                 c_eps: float, note: str) -> Check:
-        """A check of an absolute error ``diff`` against c_eps eps scale + C_PERT est."""
+        """A check of an absolute error ``diff`` against c_eps eps scale + C_PERT est.
+
+        Skipped when the reference's scale overflows, or when the scale and the difference
+        both lie below smallest normal / eps, where the operands' low bits are subnormal and no
+        relative check is possible (a larger difference still fails).
+        """
+        if scale == math.inf:
+            return self.skip(name, route_a, route_b, "the reference overflows: no check possible")
+        if scale < self.tiny / self.eps and diff < self.tiny / self.eps:
+            return self.skip(name, route_a, route_b, f"the quantities ({scale:.1e}) are below "
+                             "the normal range: their rounding is not relative")
         S, tol_eps = errors.tolerance(scale, est, c_eps, self.eps)
         return Check.compare(name, route_a, route_b, diff / S, tol_eps, self.eps, note)
 

@@ -26,15 +26,23 @@ __all__ = ["check_ggn", "check_per_sample"]
 
 
 def _worst(ctx: Context, rows: list[Check], name: str) -> Check:
-    """The row with the largest error / tolerance, renamed, noting which sample it is."""
+    """The checked row with the largest error / tolerance, renamed, noting which sample it is.
+
+    Samples whose check was skipped are counted in the note; when all were, the row is skipped.
+    """
     def ratio(c):
         if c.tolerance > 0:
             return c.error / c.tolerance
         return 0.0 if c.error == 0 else float("inf")
-    i = max(range(len(rows)), key=lambda k: ratio(rows[k]))
-    c = rows[i]
-    return Check.compare(name, c.route_a, c.route_b, c.error, c.tol_eps, ctx.eps,
-                         f"{c.note}; worst of {len(rows)} samples (sample {i})")
+    checked = [k for k, c in enumerate(rows) if not c.skipped]
+    if not checked:
+        return ctx.skip(name, rows[0].route_a, rows[0].route_b, f"every sample: {rows[0].note}")
+    i = max(checked, key=lambda k: ratio(rows[k]))
+    c, skipped = rows[i], len(rows) - len(checked)
+    note = f"{c.note}; worst of {len(checked)} samples (sample {i})"
+    if skipped:
+        note += f"; {skipped} skipped: {next(r.note for r in rows if r.skipped)}"
+    return Check.compare(name, c.route_a, c.route_b, c.error, c.tol_eps, ctx.eps, note)
 
 
 def _sample_refs(ctx: Context, curvature: str) -> list:
@@ -62,6 +70,10 @@ def check_per_sample(ctx: Context) -> list[Check]:
     G = net.per_sample_gradients(th, X, y)
     rows = []
     for curvature in ("hessian", "ggn"):
+        if curvature == "ggn" and ctx.jacobian_underflow():
+            rows.append(ctx.skip("per_sample/ggn", "per_sample_eigenvalues / directions",
+                                 "J_i^T Lam_i J_i complex step", ctx.jacobian_underflow()))
+            continue
         refs = _sample_refs(ctx, curvature)
         r = min(HessianFactor(ctx.state, curvature).rows.r, net.num_params)
         name = f"per_sample/eigenvalues/{curvature}"
@@ -117,8 +129,9 @@ def _berr_row(ctx: Context, e, d, g, spectral, dM: float) -> Check:
 
 def check_ggn(ctx: Context) -> list[Check]:
     """Every Gauss-Newton route against J^T Lam J from the complex step."""
-    if not ctx.dense_ok:
-        return [ctx.skip("ggn/dense", "A^T C A (GGN)", "J^T Lam J complex step")]
+    if not ctx.dense_ok or ctx.jacobian_underflow():
+        return [ctx.skip("ggn/dense", "A^T C A (GGN)", "J^T Lam J complex step",
+                         ctx.jacobian_underflow() if ctx.dense_ok else None)]
     xp, net = ctx.xp, ctx.net
     ref, ref_p = ctx.batch_ggn(), ctx.batch_ggn(True)
     terms = max(max_abs(xp.mean(ctx.ggn()[1], axis=0)), ctx.terms_scale()[0])
