@@ -258,8 +258,8 @@ def format_public(rows: list[dict], load: dict | None = None) -> str:
              f"{row['per_sample_none_basis_s'] / row['per_sample_none_s']:>9.2f}x"
              for row in rows if "per_sample_none_basis_s" in row]
     if basis:
-        lines += ["", "stacked plain directions: layer by layer (eqs. (45)-(49)) against the "
-                  "layer basis (eq. (43))",
+        lines += ["", "stacked plain directions: the default (layer by layer, eqs. (45)-(49), "
+                  "from B r^3 = 2e6 on) against the layer basis (eq. (43))",
                   f"{'network':24} {'B':>4} {'default ms':>12} {'basis ms':>12} {'speed-up':>10}",
                   *basis]
     if stacked:
