@@ -11,7 +11,7 @@ import statistics
 
 import numpy as np
 
-from .curvature.spectral import rounding_tolerance
+from .curvature.spectral import Spectrum
 
 __all__ = ["check_plot", "config_title", "plot_bench", "plot_histories", "plot_spectrum",
            "plot_spectrum_evolution"]
@@ -239,7 +239,7 @@ def plot_spectrum(values, num_zeros: int, path, title: str = "") -> None:
     axes[0].stem(np.arange(mu.size), mu, markerfmt=".", basefmt=" ")
     axes[0].set_xlabel("index in ascending order")
     axes[0].set_ylabel("eigenvalue μ (loss / parameter²)")
-    negative = int(np.sum(mu < -rounding_tolerance(mu.tolist(), float(np.finfo(mu.dtype).eps))))
+    negative = Spectrum(mu, num_zeros).inertia()[0]
     axes[0].set_title(f"{mu.size} eigenvalues that can be non-zero ({negative} negative beyond "
                       f"rounding); {num_zeros} exact zeros not drawn", fontsize=10)
     axes[1].hist(mu, bins=min(60, max(10, mu.size // 3)), color="C1")

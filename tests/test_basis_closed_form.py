@@ -4,10 +4,18 @@ import numpy as np
 import pytest
 
 from esso_ref.backend import get_namespace
-from esso_ref.curvature.basis import _reflector_basis, _unit
+from esso_ref.curvature.basis import _complement, _unit
 
 EPS = np.finfo(np.float64).eps
 XP = get_namespace("numpy")
+
+
+def _reflector_basis(xp, v, eye):
+    """(q, N) as the one-sample bases use them: q = v / |v| (e_1 for v = 0), N its complement."""
+    u = _unit(xp, v)
+    return u[..., None], _complement(xp, u, eye)
+
+
 VECTORS = {
     "generic": [-2.0, 1.0, 0.5, 3.0],
     "first entry zero": [0.0, 1.0, -1.0, 2.0],

@@ -146,12 +146,6 @@ def _complement(xp, u, eye):
     return eye[:, 1:] - (coef[:, None] * w)[:, :, None] * w[:, None, 1:]
 
 
-def _reflector_basis(xp, v, eye):
-    """(q, N) for v (G, n): q = v / |v| (e_1 for v = 0) as (G, n, 1), N its complement."""
-    u = _unit(xp, v)
-    return u[..., None], _complement(xp, u, eye)
-
-
 def _sample_layers(state: State, rows) -> list:
     """E_m of eq. (40) for every sample on its own (s = 1), eqs. (40)-(41) in closed form.
 

@@ -133,17 +133,12 @@ def _h(ctx: Context) -> float:
 
 
 def _underflow_skip(ctx: Context, names: tuple, value) -> Check | None:
-    """A skip when the complex step's imaginary parts, h |value|, fall below the normal range.
+    """A skip when the complex step's reference has no precision left, else None.
 
-    There they have fewer significant bits than eps promises (or none), so the reference
-    is not accurate enough to check anything (inputs or gradients near underflow).
+    `Context.step_underflow`: its imaginary parts fall below the normal range.
     """
-    top = max_abs(value)
-    if top == 0 or _h(ctx) * top >= ctx.tiny / ctx.eps:
-        return None
-    return ctx.skip(*names, f"the complex step's imaginary parts h |x| ({_h(ctx) * top:.1e}) "
-                    "are below the normal range: the reference has no precision left")
-
+    reason = ctx.step_underflow(value, "x")
+    return None if reason is None else ctx.skip(*names, reason)
 
 def check_hvp(ctx: Context) -> list[Check]:
     """R-operator HVP vs complex step and Richardson; dot-product symmetry."""

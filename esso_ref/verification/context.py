@@ -117,17 +117,21 @@ class Context:
             return errors.max_abs(Ht), errors.fro(Ht)
         return self.cached("Ht_scale", build)
 
-    def jacobian_underflow(self) -> str | None:
-        """Why the complex-step Jacobian cannot serve as a reference (None when it can).
+    def step_underflow(self, value, what: str) -> str | None:
+        """Why a complex-step reference of ``value``'s size cannot be checked against (or None).
 
-        Its imaginary parts are h J: below smallest normal / eps they carry no precision.
+        Its imaginary parts are h |value|: below smallest normal / eps they carry no precision.
         """
-        top = errors.max_abs(self.jacobian())
+        top = errors.max_abs(value)
         h = oracles.step_size(self.net, self.eps)
         if top == 0 or h * top >= self.tiny / self.eps:
             return None
-        return (f"the complex step's imaginary parts h |J| ({h * top:.1e}) are below the normal "
-                "range: the Jacobian reference has no precision left")
+        return (f"the complex step's imaginary parts h |{what}| ({h * top:.1e}) are below the "
+                "normal range: the reference has no precision left")
+
+    def jacobian_underflow(self) -> str | None:
+        """`step_underflow` of the complex-step Jacobian, the Gauss-Newton references' base."""
+        return self.step_underflow(self.jacobian(), "J")
 
     def ggn(self, perturbed: bool = False):
         """Per-sample J_i^T Lam_i J_i (B, P, P) with J and Lam from the complex step."""

@@ -69,10 +69,11 @@ def check_per_sample(ctx: Context) -> list[Check]:
     net, th, X, y = ctx.net, ctx.theta, ctx.X, ctx.y
     G = net.per_sample_gradients(th, X, y)
     rows = []
+    underflow = ctx.jacobian_underflow()
     for curvature in ("hessian", "ggn"):
-        if curvature == "ggn" and ctx.jacobian_underflow():
+        if curvature == "ggn" and underflow:
             rows.append(ctx.skip("per_sample/ggn", "per_sample_eigenvalues / directions",
-                                 "J_i^T Lam_i J_i complex step", ctx.jacobian_underflow()))
+                                 "J_i^T Lam_i J_i complex step", underflow))
             continue
         refs = _sample_refs(ctx, curvature)
         r = min(HessianFactor(ctx.state, curvature).rows.r, net.num_params)
@@ -129,9 +130,9 @@ def _berr_row(ctx: Context, e, d, g, spectral, dM: float) -> Check:
 
 def check_ggn(ctx: Context) -> list[Check]:
     """Every Gauss-Newton route against J^T Lam J from the complex step."""
-    if not ctx.dense_ok or ctx.jacobian_underflow():
-        return [ctx.skip("ggn/dense", "A^T C A (GGN)", "J^T Lam J complex step",
-                         ctx.jacobian_underflow() if ctx.dense_ok else None)]
+    underflow = ctx.jacobian_underflow() if ctx.dense_ok else None
+    if not ctx.dense_ok or underflow:
+        return [ctx.skip("ggn/dense", "A^T C A (GGN)", "J^T Lam J complex step", underflow)]
     xp, net = ctx.xp, ctx.net
     ref, ref_p = ctx.batch_ggn(), ctx.batch_ggn(True)
     terms = max(max_abs(xp.mean(ctx.ggn()[1], axis=0)), ctx.terms_scale()[0])
