@@ -457,7 +457,7 @@ def test_sweep_agrees_on_one_and_two_blas_threads():
     for threads in (1, 2):
         with blas_threads(threads):
             anc = stagewise.anchors(state)
-            factored = stagewise.factorise(state, anc, 1e-2).Pi[2]._factors is not None
+            factored = stagewise.factorise(state, anc, 1e-2).levels[1].pivot.lu._factors is not None
             out[threads] = stagewise.materialise(state, anc, stagewise.certify(state, 1e-2).d)
         assert factored == (threads == 1)
     assert np.abs(out[1] - out[2]).max() <= 1e3 * EPS * np.abs(out[1]).max()

@@ -180,11 +180,11 @@ def test_plain_directions_weigh_their_sweeps_not_the_r_x_r_system(sizes, plain, 
 
 
 def test_sweeps_spread_from_their_own_threshold():
-    sizes = [20, 60, 60, 3]  # 64 samples: 5.2e7 multiply-adds of sweeps, below PARALLEL_WORK
-    work = 64 * stagewise.sweep_work(sizes)
+    sizes = [20, 60, 60, 3]  # 192 samples: 6.1e7 multiply-adds of sweeps, below PARALLEL_WORK
+    work = 192 * stagewise.sweep_work(sizes)
     assert stagewise.PARALLEL_SWEEPS <= work < threads.PARALLEL_WORK
     with threadpool_limits(2):
-        assert threads.sample_workers(64, er.MLP(sizes).rank_bound, work / 64,
+        assert threads.sample_workers(192, er.MLP(sizes).rank_bound, work / 192,
                                       stagewise.PARALLEL_SWEEPS) == 2
 
 

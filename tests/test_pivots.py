@@ -1,0 +1,140 @@
+"""The pivots of the backward sweep (docs/math.md eqs. (50), (51)) against dense references.
+
+- `LowRankPivot` solves and applies M = Pi^{-1} P like numpy.linalg.solve on the dense
+  Pi = lam I + rho^2 (diag(d) + U K U^T), within a multiple of cond(Pi) eps, with rho = 0 and
+  with a singular K among the cases;
+- the low-rank cost P_{l-1} = diag(d) + U K U^T of eq. (50) equals the dense P_{l-1} of eq.
+  (47), and the sweep with it solves like the sweep with dense pivots only;
+- `low_rank_costs` keeps the form exactly where the rank is at most half the width, never for
+  two layers in a row.
+"""
+
+import numpy as np
+import pytest
+
+import esso_ref as er
+from esso_ref.curvature import pivots, stagewise, sweep
+from esso_ref.curvature.state import prepare
+from esso_ref.problems import random_problem
+from tests.test_property_routes import _config
+
+EPS = np.finfo(np.float64).eps
+
+
+def _dense_pivot(d, U, K, rho, lam):
+    """Pi = lam I + rho^2 (diag(d) + U K U^T) and P, per sample, formed densely."""
+    P = np.stack([np.diag(d[i]) + U[i] @ K[i] @ U[i].T for i in range(d.shape[0])])
+    return lam * np.eye(d.shape[1]) + (rho ** 2)[:, None, None] * P, P
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_low_rank_pivot_solves_like_the_dense_pivot(seed):
+    rng = np.random.default_rng(seed)
+    B, n, k = 5, int(rng.integers(3, 30)), int(rng.integers(1, 6))
+    lam = float(10.0 ** rng.uniform(-4, 1))
+    d = rng.standard_normal((B, n)) * 10.0 ** rng.uniform(-2, 2)
+    U = rng.standard_normal((B, n, k))
+    K = rng.standard_normal((B, k, k))
+    K = K + np.swapaxes(K, 1, 2)
+    if seed % 3 == 0:  # a singular K (rank k - 1)
+        K[:, -1, :] = K[:, :, -1] = 0.0
+    rho = np.abs(rng.standard_normal(B)) * 10.0 ** rng.uniform(-1, 1)
+    rho[0] = 0.0  # an all-zero input without bias: Pi = lam I
+    piv = pivots.LowRankPivot(d, U, K, rho, lam, np.eye(k))
+    Pi, P = _dense_pivot(d, U, K, rho, lam)
+    h = rng.standard_normal((B, n))
+    x, Mh = piv.solve(h), piv.apply_M(h)
+    for i in range(B):
+        cond = np.linalg.cond(Pi[i])
+        if cond > 1e10:
+            continue
+        ref = np.linalg.solve(Pi[i], h[i])
+        assert np.linalg.norm(x[i] - ref) <= 1e3 * cond * EPS * np.linalg.norm(ref), (seed, i)
+        refM = np.linalg.solve(Pi[i], P[i] @ h[i])
+        scale = np.linalg.norm(np.linalg.solve(Pi[i], P[i]), 2) * np.linalg.norm(h[i])
+        assert np.linalg.norm(Mh[i] - refM) <= 1e3 * cond * EPS * scale, (seed, i)
+
+
+@pytest.mark.parametrize("sizes, low", [
+    ([64, 32, 32, 10], [False, False, True, False]),
+    ([64, 21, 21, 10], [False, False, False, False]),  # 2 (10 + 1) > 21
+    ([64, 22, 22, 10], [False, False, True, False]),
+    ([784, 512, 10], [False, True, False]),
+    ([30, 50, 50, 50, 2], [False, False, False, True, False]),
+    ([8, 400, 100, 20, 2], [False, True, False, True, False]),  # never two in a row
+    ([5, 3], [False, False]),
+    ([8, 200, 40, 4, 2], [False, False, True, False, False]),
+])
+def test_low_rank_costs_where_the_rank_is_small(sizes, low):
+    assert pivots.low_rank_costs(sizes) == low
+
+
+def _dense_only(monkeypatch):
+    monkeypatch.setattr(pivots, "low_rank_costs", lambda sizes: [False] * len(sizes))
+
+
+LOW_RANK_SEEDS = [seed for seed in range(0, 600, 3)
+                  if any(pivots.low_rank_costs(_config(seed)[0].sizes))][:40]
+
+
+@pytest.mark.parametrize("seed", LOW_RANK_SEEDS)
+def test_low_rank_cost_is_the_dense_cost(monkeypatch, seed):
+    """diag(d) + U K U^T of eq. (50) against P_{l-1} of eq. (47) from the dense pivots."""
+    net, theta, X, y = _config(seed)
+    low = pivots.low_rank_costs(net.sizes)
+    state = prepare(net, theta, X, y)
+    anc = stagewise.anchors(state)
+    captured = {}
+    real = pivots.LowRankPivot
+
+    def spy(d, U, K, *rest):
+        captured["P"] = np.stack([np.diag(d[i]) + U[i] @ K[i] @ U[i].T for i in range(len(d))])
+        return real(d, U, K, *rest)
+
+    monkeypatch.setattr(pivots, "LowRankPivot", spy)
+    l = low.index(True)
+    dense, real_dense = [], pivots.DensePivot
+
+    def spy_dense(P, *rest):
+        dense.append(P)  # levels L, L - 1, ..., 1 in turn
+        return real_dense(P, *rest)
+
+    with np.errstate(all="ignore"):
+        try:
+            sweep.factorise(state, anc, 1e-2)
+            _dense_only(monkeypatch)
+            monkeypatch.setattr(pivots, "DensePivot", spy_dense)
+            sweep.factorise(state, anc, 1e-2)
+        except er.curvature.LinAlgError:
+            pytest.skip("a singular pivot")
+    ref = dense[net.L - l]
+    scale = max(np.abs(ref).max(), 1e-300)
+    assert np.abs(captured["P"] - ref).max() <= 1e3 * EPS * scale, seed
+
+
+@pytest.mark.parametrize("sizes, act", [([12, 30, 20, 3], "tanh"), ([6, 24, 24, 3], "relu"),
+                                        ([12, 50, 4], "sigmoid"), ([5, 16, 20, 20, 2], "tanh")])
+def test_low_rank_sweep_solves_like_the_dense_sweep(monkeypatch, sizes, act):
+    net = er.MLP(sizes, activation=act)
+    assert any(pivots.low_rank_costs(sizes))
+    theta, X, y = random_problem(net, 6, 3)
+    state = prepare(net, theta, X, y)
+    anc = stagewise.anchors(state)
+    g = stagewise.gradient_form(state, anc)
+    Hs = er.hessian(net, theta, X, y, per_sample=True)
+    G = net.per_sample_gradients(theta, X, y)
+    out = {}
+    for name in ("low rank", "dense"):
+        if name == "dense":
+            _dense_only(monkeypatch)
+        sw = sweep.factorise(state, anc, 1e-2)
+        out[name] = stagewise.materialise(state, anc, sweep.solve_form(state, anc, sw,
+                                                                       g.scaled(-1.0)))
+    for i in range(X.shape[0]):
+        M = Hs[i] + 1e-2 * np.eye(net.num_params)
+        ref = -np.linalg.solve(M, G[i])
+        ev = np.abs(np.linalg.eigvalsh(M))
+        cond = ev.max() / ev.min()
+        for name, D in out.items():
+            err = np.linalg.norm(D[i] - ref) / max(np.linalg.norm(ref), 1e-300)
+            assert err <= 1e3 * cond * EPS, (name, i, err, cond)
