@@ -48,3 +48,23 @@ def test_curvature_results_match_numpy(backend):
     assert all(s.values.device == args[0].device for s in spec) if name != "numpy" else True
     assert np.isfinite(relerr(spec[0].full(), er.eigenvalues(net, *args_np,
                                                                method="layerwise")[0].full()))
+
+
+@pytest.mark.parametrize("sizes", [[4, 5, 3], [6, 24, 24, 3], [5, 16, 20, 20, 2]])
+def test_layer_by_layer_directions_match_numpy(backend, monkeypatch, sizes):
+    """The sweeps of docs/math.md §16 (dense and low-rank pivots, eqs. (46)-(51)) on every
+    backend, taken at any batch size and for one sample."""
+    from esso_ref.curvature import factor, per_sample
+
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+    monkeypatch.setattr(factor, "STAGEWISE_MIN_ROWS", 0)
+    name, device = backend
+    net = er.MLP(sizes, "tanh", "cross_entropy")
+    args_np = random_problem(net, 4, 2)
+    args = random_problem(net, 4, 2, xp=name, device=device)
+    D, mean = er.per_sample_directions(net, *args, damping=0.1)
+    D_np, _ = er.per_sample_directions(net, *args_np, damping=0.1)
+    assert relerr(D, D_np) <= 1e-12
+    assert relerr(mean, np.mean(D_np, axis=0)) <= 1e-12
+    one = er.newton_direction(net, args[0], args[1][:1, ...], args[2][:1], damping=0.1)
+    assert relerr(one, D_np[0]) <= 1e-12

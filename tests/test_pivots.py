@@ -138,3 +138,38 @@ def test_low_rank_sweep_solves_like_the_dense_sweep(monkeypatch, sizes, act):
         for name, D in out.items():
             err = np.linalg.norm(D[i] - ref) / max(np.linalg.norm(ref), 1e-300)
             assert err <= 1e3 * cond * EPS, (name, i, err, cond)
+
+
+@pytest.mark.parametrize("B", [1, 5, sweep.KR_MIN_SAMPLES, 70])
+@pytest.mark.parametrize("n, m", [(3, 7), (16, 16), (128, 128), (200, 128)])
+def test_weighted_grams_on_both_routes(B, n, m):
+    """W^T diag(c_i) W of eq. (51): the rows vec(w_j w_j^T) (many samples, small W) or the
+    stacked products, against einsum."""
+    rng = np.random.default_rng(B + n + m)
+    W, c = rng.standard_normal((n, m)), rng.standard_normal((B, n))
+    ref = np.einsum("jk,ij,jl->ikl", W, c, W)
+    out = sweep._weighted_grams(np, W, c)
+    scale = np.einsum("jk,ij,jl->ikl", np.abs(W), np.abs(c), np.abs(W))
+    assert np.all(np.abs(out - ref) <= 4 * n * EPS * scale)
+
+
+def test_stacked_directions_with_many_samples_match_the_layer_basis(monkeypatch):
+    """The public stacked call over the low-rank pivot and the product of eq. (51) with the
+    rows vec(w_j w_j^T) (B >= KR_MIN_SAMPLES), against the layer basis (eq. (43))."""
+    from esso_ref.curvature import per_sample
+    from esso_ref.curvature.core import Rows
+    from esso_ref.curvature.exact import coordinates
+
+    net = er.MLP([7, 30, 20, 3], "tanh")
+    assert pivots.low_rank_costs(net.sizes) == [False, False, True, False]
+    B = sweep.KR_MIN_SAMPLES + 2
+    theta, X, y = random_problem(net, B, 5)
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+    D, _ = er.per_sample_directions(net, theta, X, y, 1e-2)
+    ref = coordinates(prepare(net, theta, X, y), Rows.of(net.sizes), 1).newton(
+        1e-2, "none", descent=False)
+    Hs = er.hessian(net, theta, X, y, per_sample=True)
+    for i in range(B):
+        ev = np.abs(np.linalg.eigvalsh(Hs[i] + 1e-2 * np.eye(net.num_params)))
+        tol = 64 * ev.max() / ev.min() * EPS * np.linalg.norm(ref[i])
+        assert np.linalg.norm(D[i] - ref[i]) <= tol, i

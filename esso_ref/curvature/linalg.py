@@ -79,11 +79,16 @@ class LU:
     pool beside NumPy's, and the two contend for the cores: up to 2.5x slower, measured).
     Non-finite entries give non-finite solutions; the caller checks.
 
+    Args:
+        M: (G, n, n).
+        overwrite: the factors may be written over M (a C-contiguous array the caller no
+            longer needs) instead of a copy.
+
     Raises:
         LinAlgError: some M_k has an exactly zero pivot (singular).
     """
 
-    def __init__(self, M):
+    def __init__(self, M, overwrite: bool = False):
         if len(M.shape) != 3 or M.shape[1] != M.shape[2]:
             raise ValueError(f"expected stacked square matrices (G, n, n), got {tuple(M.shape)}")
         self._M, self._factors, self._shape, self._dtype = M, None, tuple(M.shape), M.dtype
@@ -91,7 +96,8 @@ class LU:
         if (not array_api_compat.is_numpy_namespace(xp) or not LU_MIN <= M.shape[-1] <= LU_MAX
                 or not single_blas_thread()):
             return
-        getrf, work = _lapack("getrf", M), xp.array(M, copy=True)
+        own = overwrite and M.flags.c_contiguous
+        getrf, work = _lapack("getrf", M), M if own else xp.array(M, copy=True)
         factors = []
         for k in range(M.shape[0]):
             lu, piv, info = getrf(work[k].T, overwrite_a=True)

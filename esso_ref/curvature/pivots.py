@@ -53,7 +53,9 @@ class DensePivot:
     """
 
     def __init__(self, P, rho, lam: float, eye):
-        self.lu = linalg.LU(lam * eye + (rho * rho)[:, None, None] * P)
+        Pi = (rho * rho)[:, None, None] * P
+        Pi += lam * eye
+        self.lu = linalg.LU(Pi, overwrite=True)
         self.M = None
 
     def solve(self, h):
