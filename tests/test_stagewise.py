@@ -461,3 +461,21 @@ def test_sweep_agrees_on_one_and_two_blas_threads():
             out[threads] = stagewise.materialise(state, anc, stagewise.certify(state, 1e-2).d)
         assert factored == (threads == 1)
     assert np.abs(out[1] - out[2]).max() <= 1e3 * EPS * np.abs(out[1]).max()
+
+
+def test_a_non_finite_sweep_is_rejected_and_solved_again(monkeypatch):
+    """A sweep that returns NaN for one sample (a pivot with an exact zero, eq. (50)) gives that
+    sample a NaN bound, never 0, and the public call solves it in the layer basis."""
+    net, theta, X, y = _small_problem(6, 1)
+    real = stagewise.solve_form
+
+    def poisoned(state, anc, sw, c):
+        v = real(state, anc, sw, c)
+        v.alpha[1][0, :] = np.nan
+        return v
+
+    monkeypatch.setattr(stagewise, "solve_form", poisoned)
+    cert = stagewise.certify(prepare(net, theta, X, y), 0.5)
+    assert np.isnan(cert.eta[0]) and np.all(np.isfinite(cert.eta[1:]))
+    D, _ = er.per_sample_directions(net, theta, X, y, 0.5)
+    np.testing.assert_array_equal(D[0], _basis(net, theta, X, y, 0.5)[0])

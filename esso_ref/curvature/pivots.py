@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..backend import xp_of
 from . import linalg
 
-__all__ = ["DensePivot", "LowRankPivot", "low_rank_costs"]
+__all__ = ["DensePivot", "LowRankPivot", "SpectralPivot", "low_rank_costs"]
 
 
 def low_rank_costs(sizes) -> list[bool]:
@@ -67,6 +67,42 @@ class DensePivot:
         return _matvec(self.M, y)
 
 
+class SpectralPivot:
+    """Pi_l = lam I + rho^2 P_l for a small dense symmetric P_l = V diag(p) V^T, eq. (50).
+
+    Pi_l^{-1} = V diag(1 / (lam + rho^2 p)) V^T and M_l = Pi_l^{-1} P_l =
+    V diag(p / (lam + rho^2 p)) V^T: each eigenvalue is mapped on its own, so M_l is symmetric
+    (to rounding) and accurate to its own size even where Pi_l is ill-conditioned (an LU solve
+    for M_l loses cond(Pi_l) eps of its largest entry; measured: 228 rejected certificates
+    against 134, and 125 with dense pivots only, on 1,440 samples of ReLU and GELU networks
+    without biases, weights x 10 and x 30). A sample whose P_l is not finite gets NaN.
+
+    Attributes:
+        M: M_l (B, n, n).
+    """
+
+    def __init__(self, P, rho, lam: float):
+        xp = xp_of(P)
+        finite = xp.all(xp.isfinite(P), axis=(1, 2))
+        p, self.V = xp.linalg.eigh(xp.where(finite[:, None, None], P, xp.zeros_like(P)))
+        p = xp.where(finite[:, None], p, xp.full_like(p, float("nan")))
+        denominator = lam + (rho * rho)[:, None] * p
+        self.inverse, self.mu = 1 / denominator, p / denominator
+        self.M = (self.V * self.mu[:, None, :]) @ xp.matrix_transpose(self.V)
+
+    def _spectral(self, f, h):
+        """V diag(f) V^T h for h of shape (B, n)."""
+        return _matvec(self.V, f * _matvec(_mT(self.V), h))
+
+    def solve(self, h):
+        """Pi_l^{-1} h, (B, n)."""
+        return self._spectral(self.inverse, h)
+
+    def apply_M(self, y):
+        """M_l y, (B, n)."""
+        return self._spectral(self.mu, y)
+
+
 class LowRankPivot:
     """Pi_l = Delta + rho^2 U K U^T of eq. (50), solved by the Woodbury identity.
 
@@ -93,7 +129,7 @@ class LowRankPivot:
         self.Delta = lam + rho2[:, None] * d
         self.Ubar = U / self.Delta[:, :, None]
         N = eye + rho2[:, None, None] * (K @ (xp.matrix_transpose(U) @ self.Ubar))
-        self.Z = linalg.solve(N, K, check_finite=False)  # non-finite: the certificate rejects
+        self.Z = linalg.solve(N, K, check_finite=False)  # non-finite: eta is NaN, rejected
         self.mu, self.rho2, self.lam = d / self.Delta, rho2, lam
 
     def _low(self, y):

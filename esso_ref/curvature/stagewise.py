@@ -124,7 +124,8 @@ def certify(state, lam: float, steps: int = STEPS) -> Certified:
         d_norm_t, r_norm, Md_norm = norms[0, :], norms[1, :], norms[2, :]
         beta_t = xp.maximum(Md_norm / xp.where(d_norm_t > 0, d_norm_t, one), beta_g)
         denom = beta_t * d_norm_t + g_norm
-        eta_t = xp.where(r_norm > 0, r_norm / xp.where(denom > 0, denom, one), 0 * one) / eps
+        # r = 0 gives 0; a NaN residual (a non-finite sweep) stays NaN and is rejected
+        eta_t = xp.where(r_norm == 0, 0 * one, r_norm / xp.where(denom > 0, denom, one)) / eps
         if done is None:
             d, r, d_norm, beta, eta = trial, r_t, d_norm_t, beta_t, eta_t
         else:

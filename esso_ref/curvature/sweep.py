@@ -84,6 +84,8 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
         rho = anc.rho[l - 1]
         if low[l]:
             pivot = pivots.LowRankPivot(*P, rho, lam, state.eye(P[1].shape[-1]))
+        elif low[l - 1]:  # small: M_l from P_l's eigenvalues, for the K of eq. (50)
+            pivot = pivots.SpectralPivot(P, rho, lam)
         else:
             pivot = pivots.DensePivot(P, rho, lam, state.eye(P.shape[-1]))
         levels[l] = level = Level(pivot, rho)
@@ -95,8 +97,7 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
             level.u = pivot.solve(delta[..., 0])
             P = _dense_cost(state, l, level, lam, _product_below_low_rank(state, l, pivot))
         elif low[l - 1]:
-            both = pivot.solve(xp.concat([P, delta], axis=2))
-            pivot.M, level.u = both[..., :-1], both[..., -1]
+            level.u = pivot.solve(delta[..., 0])
             P = _low_rank_cost(state, l, level, lam)
         else:
             F = state.W[l] * state.fwd.dphi[l - 1][:, None, :]
@@ -138,14 +139,13 @@ def _plus_diagonal(state, P, diag):
 
 
 def _low_rank_cost(state, l: int, level: Level, lam: float) -> tuple:
-    """P_{l-1} = diag(d) + U K U^T of eq. (50), from the dense M_l = Pi_l^{-1} P_l.
+    """P_{l-1} = diag(d) + U K U^T of eq. (50), from M_l = Pi_l^{-1} P_l (`pivots.SpectralPivot`).
 
     U = [F_l^T | D â_W] and K = [[lam M, -rho M delta_l], [-rho (M delta_l)^T, kappa]]: the
     terms lam F^T M F, -rho ((D â) w^T + w (D â)^T) and kappa (D â)(D â)^T of eq. (47).
     """
     xp, delta, D = state.xp, state.bwd.delta[l], state.fwd.dphi[l - 1]
     M = level.pivot.M
-    M = (M + xp.matrix_transpose(M)) / 2
     d, kappa = _diagonal_and_kappa(state, l, level, lam)
     Md = -level.rho[:, None] * _matvec(M, delta)
     K = xp.concat([xp.concat([lam * M, Md[:, :, None]], axis=2),
