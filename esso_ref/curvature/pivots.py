@@ -9,15 +9,17 @@ so Pi_l = Delta + rho^2 U K U^T with Delta = lam + rho^2 d, and by the Woodbury 
     Pi_l^{-1} = Delta^{-1} - rho^2 Ū Z Ū^T,   M_l = Pi_l^{-1} P_l = diag(d / Delta) + lam Ū Z Ū^T,
     Ū = Delta^{-1} U,   Z = (I + rho^2 K U^T Ū)^{-1} K,
 
-in O(n_l k^2) instead of an O(n_l^3) factorisation. Every other pivot is dense and factorised
-(`linalg.LU`). Either way the sweep is certified afterwards (eq. (49)): a pivot that loses digits
-costs a refinement step or a fallback, never a wrong direction.
+in O(n_l k^2) instead of an O(n_l^3) factorisation. The small dense pivot above such a layer
+gives its M_l from the eigenvalues of P_l (`SpectralPivot`); every other pivot is dense and
+factorised (`DensePivot`, `linalg.LU`). Either way the sweep is certified afterwards (eq. (49)):
+a pivot that loses digits costs a refinement step or a fallback, never a wrong direction.
 """
 
 from __future__ import annotations
 
 from ..backend import xp_of
 from . import linalg
+from .pairs import _matvec
 
 __all__ = ["DensePivot", "LowRankPivot", "SpectralPivot", "low_rank_costs"]
 
@@ -40,31 +42,17 @@ def _mT(M):
     return xp_of(M).matrix_transpose(M)
 
 
-def _matvec(M, v):
-    """Stacked matrix-vector products M_i v_i: (B, n, m) and (B, m) to (B, n)."""
-    return (M @ v[..., None])[..., 0]
-
-
 class DensePivot:
-    """Pi_l = lam I + rho^2 P_l for a dense P_l (B, n, n), factorised once, eq. (46).
-
-    Attributes:
-        M: M_l = Pi_l^{-1} P_l (B, n, n) where the caller gives it, else None.
-    """
+    """Pi_l = lam I + rho^2 P_l for a dense P_l (B, n, n), factorised once, eq. (46)."""
 
     def __init__(self, P, rho, lam: float, eye):
         Pi = (rho * rho)[:, None, None] * P
         Pi += lam * eye
         self.lu = linalg.LU(Pi, overwrite=True)
-        self.M = None
 
     def solve(self, h):
         """Pi_l^{-1} h for h of shape (B, n) or (B, n, j)."""
         return self.lu.solve(h)
-
-    def apply_M(self, y):
-        """M_l y, (B, n)."""
-        return _matvec(self.M, y)
 
 
 class SpectralPivot:
@@ -79,12 +67,15 @@ class SpectralPivot:
 
     Attributes:
         M: M_l (B, n, n).
+
+    Raises:
+        LinAlgError: the eigendecomposition failed.
     """
 
     def __init__(self, P, rho, lam: float):
         xp = xp_of(P)
         finite = xp.all(xp.isfinite(P), axis=(1, 2))
-        p, self.V = xp.linalg.eigh(xp.where(finite[:, None, None], P, xp.zeros_like(P)))
+        p, self.V = linalg.eigh(xp.where(finite[:, None, None], P, xp.zeros_like(P)))
         p = xp.where(finite[:, None], p, xp.full_like(p, float("nan")))
         denominator = lam + (rho * rho)[:, None] * p
         self.inverse, self.mu = 1 / denominator, p / denominator

@@ -27,7 +27,8 @@ class Level:
     """Layer l's elimination in the backward sweep, eqs. (46), (47), (50).
 
     Attributes:
-        pivot: Pi_l (`pivots.DensePivot` or `pivots.LowRankPivot`): ``solve(h)`` = Pi_l^{-1} h.
+        pivot: Pi_l (`pivots.DensePivot`, `pivots.SpectralPivot` or `pivots.LowRankPivot`):
+            ``solve(h)`` = Pi_l^{-1} h.
         rho: rho_{l-1}, (B,).
         Da: D_{l-1} â_W, (B, n_{l-1}) (l >= 2).
         u: Pi_l^{-1} delta_l, (B, n_l) (l >= 2).
@@ -318,17 +319,18 @@ def sweep_work(sizes) -> int:
     """Multiply-adds of one sample's backward sweep, eqs. (47), (50), (51): most of its direction.
 
     Per layer l (n = n_l, m = n_{l-1}, k = n_{l+1} + 1): a dense pivot's LU (n^3 / 3), then for
-    l >= 2 either its m + 1 solves with P_l F_l and F_l^T Y (n^2 (m + 1) + n^2 m + m^2 n) or,
-    above a P_{l-1} of eq. (50), its n + 1 solves (n^2 (n + 1)); a pivot of eq. (50) costs
-    n k^2 and the product of eq. (51) below it m^2 (n + k) + m n k.
+    l >= 2 its m + 1 solves with P_l F_l and F_l^T Y (n^2 (m + 1) + n^2 m + m^2 n); above a
+    P_{l-1} of eq. (50), the eigendecomposition of P_l instead (about 5 n^3); a pivot of eq.
+    (50) costs n k^2 and the product of eq. (51) below it m^2 (n + k) + m n k.
     """
     work = 0
     for l, n, m, k, below in _level_shapes(sizes):
         if k:
             work += n * k * k + (m * m * (n + k) + m * n * k if l > 1 else 0)
+        elif below:
+            work += 5 * n ** 3
         else:
-            work += n ** 3 // 3 + (0 if l == 1 else n * n * (n + 1) if below
-                                   else n * n * (2 * m + 1) + m * m * n)
+            work += n ** 3 // 3 + (0 if l == 1 else n * n * (2 * m + 1) + m * m * n)
     return work
 
 
@@ -346,8 +348,9 @@ def sweep_entries(sizes) -> int:
     """Array entries one sample needs at once, eqs. (46)-(48), (50), (51).
 
     Its direction (P entries), what the forward sweep keeps (each dense pivot's LU factors
-    and its M_l or Y_l; Ū, Z and the diagonals of a pivot of eq. (50)), the backward sweep's
-    working P_l, Q_l and products, and the largest layer block written out at the end.
+    and its Y_l, or P_l's eigenvectors and M_l; Ū, Z and the diagonals of a pivot of eq.
+    (50)), the backward sweep's working P_l, Q_l and products, and the largest layer block
+    written out at the end.
     """
     kept = 0
     for l, n, m, k, below in _level_shapes(sizes):
