@@ -213,3 +213,27 @@ def test_ill_conditioned_narrow_pivot_keeps_the_sweep_accurate():
     theta, X, y = random_problem(net, 8, 15)
     cert = stagewise.certify(prepare(net, 30 * theta, X, y), 1e-4)
     assert np.all(cert.eta <= stagewise.ACCEPT), cert.eta
+
+
+def test_form_sum_is_the_sum_of_the_materialised_directions():
+    """pairs.form_sum: the column sums of materialise's (B, P) array, of all samples or of the
+    kept ones (a dropped sample's pairs may hold NaN)."""
+    from esso_ref.curvature import pairs
+
+    for bias in (True, False):
+        net = er.MLP([5, 7, 6, 3], "tanh", bias=bias)
+        theta, X, y = random_problem(net, 9, 4)
+        state = prepare(net, theta, X, y)
+        rng = np.random.default_rng(1)
+        anc = pairs.anchors(state)
+        g = pairs.gradient_form(state, anc)
+        v = pairs.Form([None] + [rng.standard_normal(a.shape) for a in g.alpha[1:]],
+                       [None] + [rng.standard_normal(t.shape) for t in g.tau[1:]])
+        D = pairs.materialise(state, anc, v)
+        scale = 64 * EPS * np.abs(D).sum(axis=0).max()
+        assert np.abs(pairs.form_sum(state, anc, v) - D.sum(axis=0)).max() <= scale
+        keep = np.arange(9) % 3 != 0
+        for l in range(1, net.L + 1):
+            v.alpha[l][0, :] = v.tau[l][0, :] = np.nan
+        got = pairs.form_sum(state, anc, v, keep)
+        assert np.abs(got - D[keep].sum(axis=0)).max() <= scale

@@ -46,7 +46,10 @@ def test_small_batches_take_the_layer_basis_and_large_ones_the_sweeps(sizes, bat
         D, d_mean = er.per_sample_directions(net, theta, X, y, damping=0.1)
     assert bool(calls) == sweeps
     assert max(_backward_errors(net, theta, X, y, 0.1, D)) <= 20
-    assert np.array_equal(d_mean, D.mean(axis=0))
+    eps = np.finfo(np.float64).eps  # the sweeps sum the pairs, in another order
+    assert np.abs(d_mean - D.mean(axis=0)).max() <= 4 * batch * eps * np.abs(D).max()
+    if not sweeps:
+        assert np.array_equal(d_mean, D.mean(axis=0))
 
 
 def test_the_layer_basis_route_warns_once_with_the_count_of_ascending_samples():

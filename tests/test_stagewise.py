@@ -122,7 +122,7 @@ def test_public_per_sample_directions_are_backward_stable(seed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", er.NotDescentWarning)
             D, mean = er.per_sample_directions(net, theta, X, y, lam)
-        np.testing.assert_array_equal(mean, np.mean(D, axis=0))
+        assert np.abs(mean - np.mean(D, axis=0)).max() <= 4 * len(D) * EPS * np.abs(D).max()
         for i in range(X.shape[0]):
             err = _backward_error(Hs[i], D[i], G[i], lam)
             assert err <= 16, (seed, lam, i, err)
@@ -477,5 +477,7 @@ def test_a_non_finite_sweep_is_rejected_and_solved_again(monkeypatch):
     monkeypatch.setattr(stagewise, "solve_form", poisoned)
     cert = stagewise.certify(prepare(net, theta, X, y), 0.5)
     assert np.isnan(cert.eta[0]) and np.all(np.isfinite(cert.eta[1:]))
-    D, _ = er.per_sample_directions(net, theta, X, y, 0.5)
+    D, mean = er.per_sample_directions(net, theta, X, y, 0.5)
     np.testing.assert_array_equal(D[0], _basis(net, theta, X, y, 0.5)[0])
+    # the mean counts the redone row, not the NaN pairs it replaced
+    assert np.abs(mean - np.mean(D, axis=0)).max() <= 4 * len(D) * EPS * np.abs(D).max()

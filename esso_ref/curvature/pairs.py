@@ -17,8 +17,8 @@ import array_api_compat
 
 from ..backend import xp_of
 
-__all__ = ["Anchors", "Form", "anchors", "form_norms", "gradient_form", "hvp_form", "materialise",
-           "row_norms", "unit_rows"]
+__all__ = ["Anchors", "Form", "anchors", "form_norms", "form_sum", "gradient_form", "hvp_form",
+           "materialise", "row_norms", "unit_rows"]
 
 @dataclass
 class Form:
@@ -188,6 +188,29 @@ def materialise(state, anc: Anchors, v: Form, out=None):
             out[:, mid:end] = (left @ xp.stack([anc.ahat[l - 1][:, n_in], v.tau[l][:, n_in]],
                                                axis=1)[..., None])[..., 0]
     return out
+
+
+def form_sum(state, anc: Anchors, v: Form, keep=None):
+    """The sum over the samples of the directions' P-vectors, (P,), eq. (45), without them.
+
+    Per layer, alpha^T â + delta^T tau (n_l x ñ_{l-1}), W_l row-major then b_l as `materialise`
+    writes them: O(sum_l B n_l ñ_{l-1}) and no read of the (B, P) array. ``keep`` (B,) bool:
+    only those samples (the others contribute 0, whatever their pairs hold).
+    """
+    xp, net = state.xp, state.net
+    parts = []
+    for l in range(1, state.L + 1):
+        alpha, tau = v.alpha[l], v.tau[l]
+        if keep is not None:
+            alpha = xp.where(keep[:, None], alpha, xp.zeros_like(alpha))
+            tau = xp.where(keep[:, None], tau, xp.zeros_like(tau))
+        block = (xp.matrix_transpose(alpha) @ anc.ahat[l - 1]
+                 + xp.matrix_transpose(state.bwd.delta[l]) @ tau)
+        n_in = net.sizes[l - 1]
+        parts.append(xp.reshape(block[:, :n_in], (-1,)))
+        if net.bias:
+            parts.append(block[:, n_in])
+    return xp.concat(parts)
 
 
 def _product_into(xp, left, right, target) -> None:

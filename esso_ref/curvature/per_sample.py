@@ -82,8 +82,8 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     check_choice("curvature", curvature, CURVATURES)
     state = prepare(net, theta, X, y)
     if spectral == "none" and curvature == "hessian" and _sweeps_pay(state):
-        D = _plain_directions(state, lam)
-    elif spectral == "none":  # the descent test warns from inside: one worker
+        return _plain_directions(state, lam)
+    if spectral == "none":  # the descent test warns from inside: one worker
         D = coordinates(state, Rows.of(net.sizes, ggn=curvature == "ggn"), 1).newton(lam,
                                                                                   spectral)
     else:
@@ -154,21 +154,32 @@ def _joined(state: State, parts: list):
     return parts[0] if len(parts) == 1 else state.xp.concat(parts, axis=0)
 
 
-def _plain_directions(state: State, lam: float):
-    """The layer-by-layer directions of every sample (`stagewise.solve`), eqs. (45)-(49).
+def _plain_directions(state: State, lam: float) -> tuple:
+    """(D, mean): the layer-by-layer directions of every sample and their mean, eqs. (45)-(49).
 
-    The workers write into one (B, P) array; one NotDescentWarning counts all of them.
+    `stagewise.solve` on one worker or on chunks. The workers write into one (B, P) array and
+    sum their own samples from the pairs (no pass over the array); one NotDescentWarning
+    counts the ascending samples of all of them.
     """
     plan = _plan(state, sweeps=True)
     if plan[0] == 1:
-        return stagewise.directions(state, lam)
-    stagewise.check_memory(state)
-    D, ascending = _rows_by_chunks(state, plan, lambda sub, part, out: [
-        part.start + i for i in stagewise.solve(sub, lam, out)[1]])
-    ascending = [i for chunk in ascending for i in chunk]
+        D, ascending, total = stagewise.solve(state, lam)
+        parts = [(ascending, total)]
+    else:
+        stagewise.check_memory(state)
+
+        def chunk(sub, part, out):
+            _, ascending, total = stagewise.solve(sub, lam, out)
+            return [part.start + i for i in ascending], total
+
+        D, parts = _rows_by_chunks(state, plan, chunk)
+    ascending = [i for chunk_ascending, _ in parts for i in chunk_ascending]
     if ascending:
         stagewise.warn_ascending(state, ascending, lam)
-    return D
+    total = parts[0][1]
+    for _, more in parts[1:]:
+        total = total + more
+    return D, total / state.B
 
 
 @limit_blas_for(sample_system_size)

@@ -27,6 +27,7 @@ from .pairs import (
     Form,
     anchors,
     form_norms,
+    form_sum,
     gradient_form,
     hvp_form,
     materialise,
@@ -235,13 +236,15 @@ def check_memory(state) -> None:
                   f"{state.net.num_params})", FEWER_SAMPLES, state.xp)
 
 
-def solve(state, lam: float, out=None) -> tuple[Any, list[int]]:
-    """(D, ascending): d_i = -(H_i + lam I)^{-1} g_i of every sample, (B, P), eqs. (45)-(49).
+def solve(state, lam: float, out=None, total: bool = True) -> tuple[Any, list[int], Any]:
+    """(D, ascending, total): every sample's d_i, (B, P), and sum_i d_i, (P,), eqs. (45)-(49).
 
-    The certified sweep where it is accepted, the layer basis (eq. (43)) for the other samples
-    and for all of them when a pivot of the sweep is singular. ``ascending`` lists the samples
-    whose direction is not a descent direction (g_i . d_i >= 0 with g_i != 0); nothing warns.
-    ``out``: a (B, P) array to write D into (a new one when None).
+    d_i = -(H_i + lam I)^{-1} g_i: the certified sweep where it is accepted, the layer basis
+    (eq. (43)) for the other samples and for all of them when a pivot of the sweep is singular.
+    ``ascending`` lists the samples whose direction is not a descent direction (g_i . d_i >= 0
+    with g_i != 0); nothing warns. ``total`` comes from the pairs (`pairs.form_sum`) and the
+    redone rows, not from a pass over D (None when not asked for). ``out``: a (B, P) array to
+    write D into (a new one when None).
 
     Raises:
         SingularCurvatureError: some H_i + lam I is singular to working precision (§15).
@@ -255,23 +258,29 @@ def solve(state, lam: float, out=None) -> tuple[Any, list[int]]:
             check, redo = _classify(state, cert, lam)
             D = materialise(state, cert.anchors, cert.d, out)
     except linalg.LinAlgError:
-        return _basis_solve(state, lam, out)
+        return _basis_solve(state, lam, out, total)
     if check:
         redo = sorted(redo + _exact_rule(state, cert, lam, check))
     cos_gd = [float(v) for v in to_host(cert.cos_gd).tolist()]
     g_norm = [float(v) for v in to_host(cert.g_norm).tolist()]
-    if redo:
-        sub = subset_state(state, redo)
-        Dr = coordinates(sub, rows, 1).newton(lam, "none", descent=False)
-        for k, i in enumerate(redo):
-            D[i, :] = Dr[k, :]
-        g_sub = xp.take(cert.g_norm, xp.asarray(redo, device=state.device))
-        for k, v in enumerate(to_host(_dense_cosines(sub, Dr, g_sub)).tolist()):
-            cos_gd[redo[k]] = float(v)
-    return D, _ascending(cos_gd, g_norm)
+    if not redo:
+        return (D, _ascending(cos_gd, g_norm),
+                form_sum(state, cert.anchors, cert.d) if total else None)
+    sub = subset_state(state, redo)
+    Dr = coordinates(sub, rows, 1).newton(lam, "none", descent=False)
+    for k, i in enumerate(redo):
+        D[i, :] = Dr[k, :]
+    g_sub = xp.take(cert.g_norm, xp.asarray(redo, device=state.device))
+    for k, v in enumerate(to_host(_dense_cosines(sub, Dr, g_sub)).tolist()):
+        cos_gd[redo[k]] = float(v)
+    if not total:
+        return D, _ascending(cos_gd, g_norm), None
+    keep = xp.asarray([i not in set(redo) for i in range(state.B)], device=state.device)
+    return (D, _ascending(cos_gd, g_norm),
+            form_sum(state, cert.anchors, cert.d, keep) + xp.sum(Dr, axis=0))
 
 
-def _basis_solve(state, lam: float, out) -> tuple[Any, list[int]]:
+def _basis_solve(state, lam: float, out, total: bool = True) -> tuple[Any, list[int], Any]:
     """`solve` of every sample in the layer basis, eq. (43) (a pivot of the sweep is singular)."""
     D = coordinates(state, Rows.of(state.net.sizes), 1).newton(lam, "none", descent=False)
     if out is not None:
@@ -280,7 +289,8 @@ def _basis_solve(state, lam: float, out) -> tuple[Any, list[int]]:
     anc = anchors(state)
     g_norm = form_norms(state, anc, gradient_form(state, anc))[0, :]
     cos_gd = [float(v) for v in to_host(_dense_cosines(state, D, g_norm)).tolist()]
-    return D, _ascending(cos_gd, [float(v) for v in to_host(g_norm).tolist()])
+    return (D, _ascending(cos_gd, [float(v) for v in to_host(g_norm).tolist()]),
+            state.xp.sum(D, axis=0) if total else None)
 
 
 def _ascending(cos_gd: list[float], g_norm: list[float]) -> list[int]:
@@ -303,7 +313,7 @@ def directions(state, lam: float):
     Raises:
         SingularCurvatureError: some H_i + lam I is singular to working precision (§15).
     """
-    D, ascending = solve(state, lam)
+    D, ascending, _ = solve(state, lam, total=False)
     if ascending:
         warn_ascending(state, ascending, lam)
     return D
