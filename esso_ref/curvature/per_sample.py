@@ -68,7 +68,9 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
         curvature: ``"hessian"`` or ``"ggn"``.
 
     Returns:
-        (D, d_mean): D of shape (B, P) with D[i] = -(f(H_i) + lam I)^{-1} g_i, and its mean.
+        (D, d_mean): D of shape (B, P) with D[i] = -(f(H_i) + lam I)^{-1} g_i, and its mean
+        (the layer-by-layer route sums it from its pairs: equal to ``mean(D, axis=0)`` to
+        rounding, not bit for bit).
 
     Raises:
         ValueError, TypeError: bad inputs, damping <= 0, unknown names.
