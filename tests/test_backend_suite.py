@@ -56,7 +56,7 @@ def test_layer_by_layer_directions_match_numpy(backend, monkeypatch, sizes):
     backend, taken at any batch size and for one sample."""
     from esso_ref.curvature import factor, per_sample
 
-    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_SQUARES", 0)
     monkeypatch.setattr(factor, "STAGEWISE_MIN_ROWS", 0)
     name, device = backend
     net = er.MLP(sizes, "tanh", "cross_entropy")

@@ -193,7 +193,7 @@ def test_stacked_directions_with_many_samples_match_the_layer_basis(monkeypatch)
     assert pivots.low_rank_costs(net.sizes) == [False, False, True, False]
     B = sweep.KR_MIN_SAMPLES + 2
     theta, X, y = random_problem(net, B, 5)
-    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_SQUARES", 0)
     D, _ = er.per_sample_directions(net, theta, X, y, 1e-2)
     ref = coordinates(prepare(net, theta, X, y), Rows.of(net.sizes), 1).newton(
         1e-2, "none", descent=False)

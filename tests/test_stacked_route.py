@@ -1,4 +1,4 @@
-"""Which route the stacked plain directions take (per_sample.SWEEP_MIN_WORK), and that both
+"""Which route the stacked plain directions take (per_sample.SWEEP_MIN_SQUARES), and that both
 routes give each sample's own exact direction."""
 
 import warnings
@@ -28,16 +28,17 @@ def _backward_errors(net, theta, X, y, lam, D):
 
 
 @pytest.mark.parametrize("sizes, batch, sweeps", [
-    ([16, 16, 10], 8, False),        # B r^3 = 5.9e5: the layer basis
-    ([8, 8, 8, 8, 8, 4], 4, False),  # 1.3e6, deep
-    ([16, 16, 10], 32, True),        # 2.4e6: the sweeps
-    ([32, 32, 10], 8, True),         # 3.2e6
+    ([16, 16, 10], 8, False),        # B r^2 / L = 7.1e3: the layer basis
+    ([8, 8, 8, 8, 8, 4], 4, False),  # 3.7e3, deep
+    ([64, 32, 32, 10], 1, False),    # 6.3e3, the sweeps' fixed cost dominates one sample
+    ([16, 16, 10], 32, True),        # 2.8e4: the sweeps
+    ([32, 32, 10], 16, True),        # 4.4e4
 ])
 def test_small_batches_take_the_layer_basis_and_large_ones_the_sweeps(sizes, batch, sweeps,
                                                                       monkeypatch):
     net = er.MLP(sizes)
     theta, X, y = random_problem(net, batch, 1)
-    assert (batch * net.rank_bound ** 3 >= per_sample.SWEEP_MIN_WORK) == sweeps
+    assert (batch * net.rank_bound ** 2 >= per_sample.SWEEP_MIN_SQUARES * net.L) == sweeps
     calls = []
     real = stagewise.solve
     monkeypatch.setattr(stagewise, "solve", lambda *a, **k: calls.append(1) or real(*a, **k))

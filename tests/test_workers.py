@@ -28,7 +28,7 @@ def _sweeps_for_every_batch(monkeypatch):
     """These tests exercise the sweeps on small networks: take them at any batch size."""
     from esso_ref.curvature import per_sample
 
-    monkeypatch.setattr(per_sample, "SWEEP_MIN_WORK", 0)
+    monkeypatch.setattr(per_sample, "SWEEP_MIN_SQUARES", 0)
 
 EPS = np.finfo(np.float64).eps
 

@@ -7,7 +7,7 @@ E_i (eqs. (40)-(41), groups of one sample), so H_i = E_i S_i E_i^T with S_i of s
 eigendecomposed in one stacked call (eqs. (42)-(44)) and mapped back in one pass. The plain
 directions of the Hessian (spectral "none") come from the layer-by-layer elimination of §16
 (eqs. (45)-(49)), certified sample by sample, at O(sum_l n_l^3) a sample instead of O(q^3),
-once the batch is large enough for that to pay (`SWEEP_MIN_WORK`).
+once the batch is large enough for that to pay (`SWEEP_MIN_SQUARES`).
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ from .workers import PIECE_WORK, map_chunks, pieces
 
 __all__ = ["chunk_plan", "per_sample_directions", "per_sample_eigenvalues"]
 
-SWEEP_MIN_WORK = 2e6
+SWEEP_MIN_SQUARES = 2.5e4
 """The stacked plain directions of the Hessian are computed layer by layer (eqs. (45)-(49))
-once the batch's r x r factorisations would take this many multiply-adds (B r^3); below it
-the layer basis's r x r solves (eq. (43)) cost less than the sweeps' fixed per-layer work
-(measured: up to 3x less at B r^3 = 3e5, docs/performance.md)."""
+once B r^2 >= SWEEP_MIN_SQUARES L; below it the layer basis's r x r solves (eq. (43)) cost
+less than the sweeps' fixed work, some 0.4 ms a layer. The basis costs about r^2 a sample
+(B r^3 multiply-adds at a rate that grows with r for these small systems). Measured crossovers
+on eight networks (r = 42 to 266, L = 2 to 5) lie at B r^2 / L = 1.8e4 to 4e4,
+docs/performance.md."""
 
 SWEEP_PIECE = PIECE_WORK * stagewise.PARALLEL_SWEEPS / PARALLEL_WORK
 """The most multiply-adds of sweeps in one chunk: as long as `PIECE_WORK` of r x r routes (the
@@ -51,8 +53,8 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
     """Each sample's exact damped Newton direction, all in one stacked call, eqs. (36), (42)-(49).
 
     Spectral ``"none"`` with the Hessian: the certified layer-by-layer elimination, eqs.
-    (45)-(49) (a sample whose certificate fails is solved by eq. (43)) from B r^3 >= 2e6
-    (`SWEEP_MIN_WORK`); otherwise eqs. (42)-(44).
+    (45)-(49) (a sample whose certificate fails is solved by eq. (43)) from B r^2 >= 2.5e4 L
+    (`SWEEP_MIN_SQUARES`); otherwise eqs. (42)-(44).
     Large batches of small systems are spread over worker threads, one BLAS thread each
     (`esso_ref.threads.sample_workers`; ``threadpoolctl.threadpool_limits(1)`` keeps the call
     on one); a callable ``spectral`` then runs in several threads at once, on each worker's
@@ -97,8 +99,8 @@ def per_sample_directions(net, theta, X, y, damping: float = 1e-3,
 
 
 def _sweeps_pay(state: State) -> bool:
-    """Whether the layer-by-layer sweeps beat the layer basis here (`SWEEP_MIN_WORK`)."""
-    return state.B * float(state.net.rank_bound) ** 3 >= SWEEP_MIN_WORK
+    """Whether the layer-by-layer sweeps beat the layer basis here (`SWEEP_MIN_SQUARES`)."""
+    return state.B * float(state.net.rank_bound) ** 2 >= SWEEP_MIN_SQUARES * state.L
 
 
 def chunk_plan(net, batch: int, sweeps: bool = False) -> tuple[int, int]:
