@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import array_api_compat
 
 from ..backend import xp_of
+from ..mlp import flatten
 
 __all__ = ["Anchors", "Form", "anchors", "form_norms", "form_sum", "gradient_form", "hvp_form",
            "materialise", "row_norms", "unit_rows"]
@@ -198,7 +199,7 @@ def form_sum(state, anc: Anchors, v: Form, keep=None):
     only those samples (the others contribute 0, whatever their pairs hold).
     """
     xp, net = state.xp, state.net
-    parts = []
+    params = []
     for l in range(1, state.L + 1):
         alpha, tau = v.alpha[l], v.tau[l]
         if keep is not None:
@@ -207,10 +208,8 @@ def form_sum(state, anc: Anchors, v: Form, keep=None):
         block = (xp.matrix_transpose(alpha) @ anc.ahat[l - 1]
                  + xp.matrix_transpose(state.bwd.delta[l]) @ tau)
         n_in = net.sizes[l - 1]
-        parts.append(xp.reshape(block[:, :n_in], (-1,)))
-        if net.bias:
-            parts.append(block[:, n_in])
-    return xp.concat(parts)
+        params.append((block[:, :n_in], block[:, n_in] if net.bias else None))
+    return flatten(params)
 
 
 def _product_into(xp, left, right, target) -> None:

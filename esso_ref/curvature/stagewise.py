@@ -275,7 +275,8 @@ def solve(state, lam: float, out=None, total: bool = True) -> tuple[Any, list[in
         cos_gd[redo[k]] = float(v)
     if not total:
         return D, _ascending(cos_gd, g_norm), None
-    keep = xp.asarray([i not in set(redo) for i in range(state.B)], device=state.device)
+    redone = set(redo)
+    keep = xp.asarray([i not in redone for i in range(state.B)], device=state.device)
     return (D, _ascending(cos_gd, g_norm),
             form_sum(state, cert.anchors, cert.d, keep) + xp.sum(Dr, axis=0))
 

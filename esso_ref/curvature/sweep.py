@@ -93,16 +93,16 @@ def factorise(state, anc: Anchors, lam: float) -> Sweep:
         if l == 1:
             break
         level.Da = state.fwd.dphi[l - 1] * _weights(state, anc.ahat[l - 1], l)
-        delta = state.bwd.delta[l][..., None]
+        delta = state.bwd.delta[l]
         if low[l]:
-            level.u = pivot.solve(delta[..., 0])
+            level.u = pivot.solve(delta)
             P = _dense_cost(state, l, level, lam, _product_below_low_rank(state, l, pivot))
         elif low[l - 1]:
-            level.u = pivot.solve(delta[..., 0])
+            level.u = pivot.solve(delta)
             P = _low_rank_cost(state, l, level, lam)
         else:
             F = state.W[l] * state.fwd.dphi[l - 1][:, None, :]
-            both = pivot.solve(xp.concat([P @ F, delta], axis=2))
+            both = pivot.solve(xp.concat([P @ F, delta[..., None]], axis=2))
             level.Y, level.u = both[..., :-1], both[..., -1]
             P = _dense_cost(state, l, level, lam, lam * (xp.matrix_transpose(F) @ level.Y))
     return Sweep(lam, levels, _trace_G(state, anc))
